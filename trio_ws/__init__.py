@@ -1,0 +1,59 @@
+"""trio_ws: a Trio-native, structured-concurrency WebSocket client with aiohttp's API."""
+
+from ._client import connect_ws as connect_ws
+from ._client import open_ws as open_ws
+from ._connection import ClientWebSocket as ClientWebSocket
+from ._errors import ConnectTimeoutError as ConnectTimeoutError
+from ._errors import InvalidArgument as InvalidArgument
+from ._errors import InvalidURL as InvalidURL
+from ._errors import ServerTimeoutError as ServerTimeoutError
+from ._errors import WSClosedError as WSClosedError
+from ._errors import WSConnectionError as WSConnectionError
+from ._errors import WSError as WSError
+from ._errors import WSMessageTypeError as WSMessageTypeError
+from ._errors import WSProtocolError as WSProtocolError
+from ._errors import WSServerHandshakeError as WSServerHandshakeError
+from ._errors import WSTimeoutError as WSTimeoutError
+from ._errors import WSTLSError as WSTLSError
+from ._types import DEFAULT_WS_CLIENT_TIMEOUT as DEFAULT_WS_CLIENT_TIMEOUT
+from ._types import BasicAuth as BasicAuth
+from ._types import ClientWSTimeout as ClientWSTimeout
+from ._types import WSCloseCode as WSCloseCode
+from ._types import WSMessage as WSMessage
+from ._types import WSMsgType as WSMsgType
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "DEFAULT_WS_CLIENT_TIMEOUT",
+    "BasicAuth",
+    "ClientWSTimeout",
+    "ClientWebSocket",
+    "ConnectTimeoutError",
+    "InvalidArgument",
+    "InvalidURL",
+    "ServerTimeoutError",
+    "WSClosedError",
+    "WSCloseCode",
+    "WSConnectionError",
+    "WSError",
+    "WSMessage",
+    "WSMessageTypeError",
+    "WSMsgType",
+    "WSProtocolError",
+    "WSServerHandshakeError",
+    "WSTLSError",
+    "WSTimeoutError",
+    "connect_ws",
+    "open_ws",
+]
+
+# Public names say they live in trio_ws (repr, docs, pickling), not in private modules.
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__"):
+        try:
+            _obj.__module__ = "trio_ws"
+        except (AttributeError, TypeError):  # pragma: no cover
+            pass
+del _name, _obj

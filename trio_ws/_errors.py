@@ -1,0 +1,136 @@
+"""The whole exception tree of trio_ws.
+
+Users catch these, never trio's or wsproto's: every failure that crosses the public API is
+translated into one of them at a single boundary, with the original chained as ``__cause__``.
+
+.. code-block:: text
+
+    WSError
+    ├── InvalidArgument (also ValueError)        an option or header the caller passed is unusable
+    │   └── InvalidURL                           malformed URL, unsupported scheme, bad port
+    ├── WSConnectionError (also OSError)         DNS failure, refused or unreachable host
+    │   ├── WSTLSError                           TLS handshake or certificate failure
+    │   └── ConnectTimeoutError (also WSTimeoutError)  connect_timeout expired
+    ├── WSServerHandshakeError                   the server did not accept the upgrade
+    ├── WSTimeoutError (also TimeoutError)       receive() timed out; the connection stays usable
+    │   └── ServerTimeoutError                   heartbeat: the server went silent
+    ├── WSProtocolError                          the server broke RFC 6455 (has the close code)
+    ├── WSMessageTypeError (also TypeError)      a message of the wrong type
+    └── WSClosedError                            the connection is closing, closed or broken
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._types import WSMessage
+
+__all__ = [
+    "ConnectTimeoutError",
+    "InvalidArgument",
+    "InvalidURL",
+    "ServerTimeoutError",
+    "WSClosedError",
+    "WSConnectionError",
+    "WSError",
+    "WSMessageTypeError",
+    "WSProtocolError",
+    "WSServerHandshakeError",
+    "WSTLSError",
+    "WSTimeoutError",
+]
+
+
+class WSError(Exception):
+    """Base class of every exception trio_ws raises."""
+
+
+class InvalidArgument(WSError, ValueError):
+    """An argument passed to trio_ws cannot be used (raised before anything is sent)."""
+
+
+class InvalidURL(InvalidArgument):
+    """The URL is malformed, has an unsupported scheme or an invalid port."""
+
+
+class WSConnectionError(WSError, OSError):
+    """The connection could not be opened: DNS failure, refused or unreachable host.
+
+    The low-level error is chained as ``__cause__``.
+    """
+
+
+class WSTimeoutError(WSError, TimeoutError):
+    """An operation did not finish within its timeout.
+
+    Raised by :meth:`ClientWebSocket.receive` (and the typed variants) when the receive timeout
+    expires; the connection stays usable and no message is lost.
+    """
+
+
+class WSTLSError(WSConnectionError):
+    """The TLS handshake failed, for example because the certificate did not verify."""
+
+
+class ConnectTimeoutError(WSConnectionError, WSTimeoutError):
+    """The connect phase (DNS, TCP, TLS, opening handshake) exceeded ``connect_timeout``."""
+
+
+class WSServerHandshakeError(WSError):
+    """The server answered the opening handshake with something other than a valid upgrade.
+
+    Attributes:
+        status: the HTTP status code the server sent (0 if it sent no parsable status line).
+        headers: the response headers, as ``(name, value)`` pairs in the order received.
+        body: the start of the response body, at most 64 KiB.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers: list[tuple[str, str]] = headers if headers is not None else []
+        self.body = body
+
+
+class ServerTimeoutError(WSTimeoutError):
+    """Heartbeat: no byte arrived from the server within ``heartbeat / 2`` after our ping."""
+
+
+class WSProtocolError(WSError):
+    """The server violated the WebSocket protocol.
+
+    Attributes:
+        code: the close code trio_ws sent because of it (1002, 1007, 1009, ...).
+    """
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class WSMessageTypeError(WSError, TypeError):
+    """A message was not of the expected type.
+
+    Attributes:
+        msg: the message that was received (for ``receive_str`` and friends), so nothing is lost;
+            ``None`` when raised for an argument of the wrong type.
+    """
+
+    def __init__(self, message: str, msg: WSMessage | None = None) -> None:
+        super().__init__(message)
+        self.msg = msg
+
+
+class WSClosedError(WSError):
+    """The connection is closing, closed or broken, so the operation cannot be performed.
+
+    When a failure broke the connection, it is chained as ``__cause__``.
+    """

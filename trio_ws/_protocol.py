@@ -1,0 +1,345 @@
+"""The sans-I/O client core: bytes in, messages out, one outbox of bytes to send.
+
+Theory of operation
+-------------------
+
+:class:`ClientProtocol` wraps :class:`wsproto.connection.Connection` (the framing layer, after
+the opening handshake) and adds everything wsproto leaves to its caller:
+
+* message reassembly, with ``max_msg_size`` counted on the (decompressed) message bytes;
+* the decisions of aiohttp's client: pings answered (autoping), the server's close frame
+  echoed (autoclose), PING/PONG delivered only without autoping;
+* close-code rules: what ends up as the connection's close code, which codes a caller may send,
+  and what happens after a protocol failure.
+
+It never does I/O and never imports trio. The I/O layer feeds it what it reads
+(:meth:`receive_data`, :meth:`receive_eof`), gets finished :class:`WSMessage` objects back, and
+writes :meth:`data_to_send` to the transport. Every frame, from any method, goes into one outbox
+in the order the methods were called, so the wire order is the call order.
+
+States, from the core's point of view (they combine; none is ever undone)::
+
+    open ──send_close()──────────► local_closed ──┐
+      │                                           ├─► both: closing handshake complete
+      └──server close frame──────► remote_closed ─┘
+      │
+      └──protocol violation──────► failed: close frame with the violation's code queued,
+                                   all further input dropped (RFC 6455 §7.1.7)
+    any ──receive_eof()──────────► eof
+
+After ``remote_closed`` or ``failed`` no more bytes are parsed: RFC 6455 §5.5.1 says nothing
+follows a close frame, and after a violation the framing can no longer be trusted.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsproto.extensions import Extension
+from wsproto.utilities import LocalProtocolError
+
+from ._errors import InvalidArgument, WSClosedError, WSProtocolError
+from ._types import WSCloseCode, WSMessage, WSMsgType
+
+__all__ = ["ClientProtocol", "check_close_code"]
+
+_MAX_CONTROL_PAYLOAD: Final = 125
+
+
+class _Frame(enum.IntEnum):
+    """Opcodes a caller may ask :meth:`ClientProtocol.send_frame` for."""
+
+    TEXT = WSMsgType.TEXT
+    BINARY = WSMsgType.BINARY
+    PING = WSMsgType.PING
+    PONG = WSMsgType.PONG
+
+
+def check_close_code(code: int) -> None:
+    """Raise :class:`InvalidArgument` unless ``code`` may be sent in a close frame.
+
+    RFC 6455 §7.4.1/§7.4.2: 1000-1003 and 1007-1014 are defined; 1004, 1005, 1006 and 1015
+    must never be sent; 3000-4999 are for libraries and applications.
+    """
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise InvalidArgument(f"a close code must be an int, not {type(code).__name__}")
+    if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        raise InvalidArgument(f"close code {code} may not be sent (RFC 6455 §7.4)")
+
+
+class ClientProtocol:
+    """The client side of an established WebSocket connection, without I/O.
+
+    Args:
+        extensions: the extensions the opening handshake negotiated (already finalized).
+        max_msg_size: the largest message accepted, in bytes after decompression; 0 = no limit.
+            A bigger message fails the connection with close code 1009.
+        autoping: answer pings with pongs and swallow pongs, instead of delivering them.
+        autoclose: answer the server's close frame at once.
+        decode_text: deliver TEXT data as ``str`` (else as UTF-8 ``bytes``).
+    """
+
+    def __init__(
+        self,
+        *,
+        extensions: list[Extension] | None = None,
+        max_msg_size: int = 4 * 1024 * 1024,
+        autoping: bool = True,
+        autoclose: bool = True,
+        decode_text: bool = True,
+    ) -> None:
+        self._conn = Connection(ConnectionType.CLIENT, extensions=extensions or [])
+        self._max_msg_size = max_msg_size
+        self._autoping = autoping
+        self._autoclose = autoclose
+        self._decode_text = decode_text
+        self._out: list[bytes] = []
+        self._out_size = 0
+        # The message being reassembled from fragments.
+        self._parts: list[str | bytes] = []
+        self._msg_size = 0
+        #: Our close frame is in the outbox (or already sent).
+        self.local_closed = False
+        #: The server's close frame has arrived.
+        self.remote_closed = False
+        #: The transport reached end of file.
+        self.eof = False
+        #: The server violated the protocol; set once, never cleared.
+        self.failure: WSProtocolError | None = None
+        #: The connection's close code once known (the server's, ours after a violation,
+        #: 1006 after EOF without a close frame).
+        self.close_code: int | None = None
+        #: The server's close reason, if it sent one.
+        self.close_reason: str | None = None
+
+    # ----------------------------------------------------------------------------------------
+    # state
+
+    @property
+    def is_open(self) -> bool:
+        """``True`` while data messages may still be sent."""
+        return not (self.local_closed or self.remote_closed or self.failure or self.eof)
+
+    @property
+    def handshake_complete(self) -> bool:
+        """Both close frames have been exchanged (or the connection failed or hit EOF)."""
+        return (self.local_closed and self.remote_closed) or self.eof
+
+    @property
+    def outbox_size(self) -> int:
+        """Bytes waiting in the outbox."""
+        return self._out_size
+
+    def data_to_send(self) -> bytes:
+        """Take everything in the outbox, oldest first."""
+        if not self._out:
+            return b""
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        return data
+
+    # ----------------------------------------------------------------------------------------
+    # input
+
+    def receive_data(self, data: bytes) -> list[WSMessage]:
+        """Feed bytes read from the transport; return the messages they complete.
+
+        Returns messages of type TEXT, BINARY, PING and PONG (only without autoping), CLOSE (the
+        server's close frame: data is the code, extra the reason) and ERROR (the server violated
+        the protocol: data is the :class:`WSProtocolError`, also kept in :attr:`failure`).
+        Bytes that arrive after a close frame or a violation are dropped.
+        """
+        if self.remote_closed or self.failure is not None or self.eof or not data:
+            return []
+        self._conn.receive_data(data)
+        out: list[WSMessage] = []
+        try:
+            for event in self._conn.events():
+                if isinstance(event, Message):
+                    msg = self._on_data(event)
+                    if msg is not None:
+                        out.append(msg)
+                        if msg.type is WSMsgType.ERROR:
+                            break
+                elif isinstance(event, Ping):
+                    if not self._autoping:
+                        out.append(WSMessage(WSMsgType.PING, bytes(event.payload), None))
+                    elif not self.local_closed:
+                        self._append(self._conn.send(Pong(payload=event.payload)))
+                elif isinstance(event, Pong):
+                    if not self._autoping:
+                        out.append(WSMessage(WSMsgType.PONG, bytes(event.payload), None))
+                else:
+                    assert isinstance(event, CloseConnection)
+                    out.append(self._on_close(event))
+                    break
+        except Exception as exc:  # noqa: BLE001 - any parser failure is the server's fault
+            # wsproto reports violations as events; anything it raises instead is one too.
+            out.append(self._fail(WSCloseCode.PROTOCOL_ERROR, f"invalid frame: {exc!r}"))
+        return out
+
+    def receive_eof(self) -> list[WSMessage]:
+        """The transport ended. Returns nothing: EOF is a state, not a message.
+
+        RFC 6455 §7.1.5: without a close frame, the close code is 1006.
+        """
+        if not self.eof:
+            self.eof = True
+            self._parts.clear()
+            if self.close_code is None:
+                self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+        return []
+
+    def _on_data(self, event: Message[str] | Message[bytes]) -> WSMessage | None:
+        data = event.data
+        if isinstance(data, str):
+            size = len(data) if data.isascii() else len(data.encode("utf-8"))
+        else:
+            size = len(data)
+        self._msg_size += size
+        if self._max_msg_size and self._msg_size > self._max_msg_size:
+            return self._fail(
+                WSCloseCode.MESSAGE_TOO_BIG,
+                f"message of at least {self._msg_size} bytes exceeds max_msg_size"
+                f"={self._max_msg_size}",
+            )
+        if not event.message_finished:
+            self._parts.append(data)
+            return None
+        if self._parts:
+            self._parts.append(data)
+            if isinstance(data, str):
+                data = "".join(self._parts)  # type: ignore[arg-type]
+            else:
+                data = b"".join(self._parts)  # type: ignore[arg-type]
+            self._parts.clear()
+        self._msg_size = 0
+        if isinstance(event, TextMessage):
+            if self._decode_text:
+                return WSMessage(WSMsgType.TEXT, data, None)
+            return WSMessage(WSMsgType.TEXT, data.encode("utf-8"), None)  # type: ignore[union-attr]
+        assert isinstance(event, BytesMessage)
+        return WSMessage(WSMsgType.BINARY, bytes(data), None)  # type: ignore[arg-type]
+
+    def _on_close(self, event: CloseConnection) -> WSMessage:
+        if self._conn.state not in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
+            # wsproto reports a parse failure as a CloseConnection event without a state change.
+            return self._fail(event.code, event.reason or "invalid frame")
+        self.remote_closed = True
+        self._parts.clear()
+        code = int(event.code)
+        reason = event.reason or ""
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        if self._autoclose and not self.local_closed:
+            # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response ... typically
+            # echoing the status code it received". wsproto sends no code for 1005.
+            self.local_closed = True
+            self._append(self._conn.send(CloseConnection(code=code)))
+        return WSMessage(WSMsgType.CLOSE, code, reason)
+
+    def _fail(self, code: int, reason: str) -> WSMessage:
+        """The server violated the protocol: queue our close frame, stop parsing."""
+        exc = WSProtocolError(f"the server violated the WebSocket protocol: {reason}", int(code))
+        self.failure = exc
+        self.close_code = int(code)
+        self._parts.clear()
+        if not self.local_closed:
+            self.local_closed = True
+            self._append(self._conn.send(CloseConnection(code=int(code))))
+        return WSMessage(WSMsgType.ERROR, exc, None)
+
+    # ----------------------------------------------------------------------------------------
+    # output
+
+    def _append(self, data: bytes | bytearray) -> None:
+        self._out.append(bytes(data))
+        self._out_size += len(data)
+
+    def _check_open(self) -> None:
+        if not self.is_open:
+            raise WSClosedError("the WebSocket connection is closing or closed")
+
+    def send_text(self, data: str) -> None:
+        """Queue a TEXT message."""
+        self._check_open()
+        self._append(self._conn.send(TextMessage(data=data)))
+
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue a BINARY message."""
+        self._check_open()
+        self._append(self._conn.send(BytesMessage(data=bytes(data))))
+
+    def send_frame(self, data: bytes, opcode: int) -> None:
+        """Queue one frame with ``opcode`` (TEXT, BINARY, PING or PONG) and ``data`` as payload.
+
+        Raises:
+            InvalidArgument: another opcode (use :meth:`send_close` for CLOSE), a TEXT payload
+                that is not UTF-8, or a control payload over 125 bytes.
+        """
+        try:
+            kind = _Frame(opcode)
+        except ValueError:
+            raise InvalidArgument(
+                f"send_frame() cannot send opcode {opcode!r}: use TEXT, BINARY, PING or PONG "
+                "(close() sends CLOSE)"
+            ) from None
+        if kind is _Frame.TEXT:
+            try:
+                text = bytes(data).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidArgument("a TEXT frame's payload must be UTF-8") from exc
+            self.send_text(text)
+        elif kind is _Frame.BINARY:
+            self.send_bytes(data)
+        elif kind is _Frame.PING:
+            self.send_ping(data)
+        else:
+            self.send_pong(data)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Queue a PING frame (payload at most 125 bytes)."""
+        self._check_control(payload)
+        self._append(self._conn.send(Ping(payload=bytes(payload))))
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """Queue an unsolicited PONG frame (payload at most 125 bytes)."""
+        self._check_control(payload)
+        self._append(self._conn.send(Pong(payload=bytes(payload))))
+
+    def _check_control(self, payload: bytes) -> None:
+        if len(payload) > _MAX_CONTROL_PAYLOAD:
+            raise InvalidArgument("a control frame's payload is at most 125 bytes (RFC 6455 §5.5)")
+        self._check_open()
+
+    def send_close(self, code: int = WSCloseCode.OK, reason: str = "") -> bool:
+        """Queue our close frame. Returns ``False`` if one was already queued or sent.
+
+        Raises:
+            InvalidArgument: a code that may not be sent, or a reason over 123 UTF-8 bytes.
+        """
+        check_close_code(code)
+        if len(reason.encode("utf-8")) > _MAX_CONTROL_PAYLOAD - 2:
+            raise InvalidArgument("a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)")
+        if self.local_closed:
+            return False
+        self.local_closed = True
+        if self.eof:
+            return True  # nobody to tell; the caller still closes the transport
+        try:
+            self._append(self._conn.send(CloseConnection(code=int(code), reason=reason or None)))
+        except LocalProtocolError:  # pragma: no cover - guarded by local_closed above
+            pass
+        return True

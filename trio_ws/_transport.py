@@ -1,0 +1,97 @@
+"""Opening the byte stream under a WebSocket: TCP, then TLS for ``wss://``.
+
+Errors are translated here, once: :class:`OSError` from DNS or ``connect()`` becomes
+:class:`WSConnectionError`, a failed TLS handshake :class:`WSTLSError`, each with the original
+chained as ``__cause__``. A certificate that does not verify fails the handshake at once.
+"""
+
+from __future__ import annotations
+
+import ssl as _ssl
+from typing import Any
+
+import trio
+
+from ._errors import InvalidArgument, WSConnectionError, WSTLSError
+from ._url import Target
+
+__all__ = ["extra_info", "open_stream", "ssl_context"]
+
+
+def ssl_context(ssl: bool | _ssl.SSLContext) -> _ssl.SSLContext:
+    """The TLS context for ``ssl=``: ``True`` verifies (the default), ``False`` does not."""
+    if isinstance(ssl, _ssl.SSLContext):
+        return ssl
+    if ssl is True:
+        return _ssl.create_default_context()
+    if ssl is False:
+        ctx = _ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+        return ctx
+    raise InvalidArgument(f"ssl must be True, False or an ssl.SSLContext, not {ssl!r}")
+
+
+async def open_stream(
+    target: Target,
+    *,
+    ssl: bool | _ssl.SSLContext = True,
+    server_hostname: str | None = None,
+) -> trio.abc.Stream:
+    """Connect to ``target``: TCP, plus TLS if ``target.secure``.
+
+    Cancellation closes whatever was opened and propagates.
+
+    Raises:
+        WSConnectionError: DNS failure, refused or unreachable host.
+        WSTLSError: the TLS handshake failed (certificate, hostname, protocol).
+    """
+    ctx = ssl_context(ssl) if target.secure else None
+    try:
+        tcp = await trio.open_tcp_stream(target.host, target.port)
+    except OSError as exc:
+        raise WSConnectionError(f"cannot connect to {target.host}:{target.port}: {exc}") from exc
+    if ctx is None:
+        return tcp
+    # https_compatible: the WebSocket close handshake, not TLS close_notify, ends a session.
+    stream = trio.SSLStream(
+        tcp, ctx, server_hostname=server_hostname or target.host, https_compatible=True
+    )
+    try:
+        await stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(tcp)
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        raise WSTLSError(
+            f"TLS handshake with {target.host}:{target.port} failed: {cause}"
+        ) from cause
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return stream
+
+
+def extra_info(stream: trio.abc.Stream, name: str, default: Any = None) -> Any:
+    """Transport details by name: ``peername``, ``sockname``, ``socket``, ``ssl_object``,
+    ``peercert``, ``cipher``; ``default`` when the stream has no such thing."""
+    tls = stream if isinstance(stream, trio.SSLStream) else None
+    base = tls.transport_stream if tls is not None else stream
+    sock = base.socket if isinstance(base, trio.SocketStream) else None
+    try:
+        if name == "peername" and sock is not None:
+            return sock.getpeername()
+        if name == "sockname" and sock is not None:
+            return sock.getsockname()
+    except OSError:
+        return default
+    if name == "socket" and sock is not None:
+        return sock
+    if tls is not None:
+        # trio does not expose the SSLObject; the SSLStream forwards its methods.
+        if name == "ssl_object":
+            return tls
+        if name == "peercert":
+            return tls.getpeercert()
+        if name == "cipher":
+            return tls.cipher()
+    return default
