@@ -83,6 +83,9 @@ QUEUE_HIGH_BYTES: Final = 1024 * 1024
 #: A sender may append to an outbox being flushed by another task while it holds fewer bytes.
 OUTBOX_HIGH_WATER: Final = 64 * 1024
 
+#: How long a cancelled connection may spend sending its 1001 close frame.
+GOING_AWAY_GRACE: Final = 1.0
+
 _DATA_TYPES: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 _END_TYPES: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 
@@ -628,6 +631,10 @@ class ClientWebSocket:
         try:
             with self._reader_scope:
                 await self._read_loop()
+        except trio.Cancelled:
+            # Cancelled from outside (the nursery's scope), not by us: the client is going away.
+            await self._going_away()
+            raise
         except Exception as exc:  # noqa: BLE001 - a bug in trio_ws must not crash the nursery
             err = WSError(f"internal error in the trio_ws reader: {exc!r}")
             err.__cause__ = exc
@@ -638,7 +645,25 @@ class ClientWebSocket:
             self._reader_done.set()
             self._finish_input()
             self._heartbeat_scope.cancel()
-            await self._close_transport()
+            if not self._closing:  # else close() is flushing its frame and closes the transport
+                await self._close_transport()
+
+    async def _going_away(self) -> None:
+        """Best effort on outer cancellation: tell the server with close code 1001.
+
+        Only if the writer lock is free (a blocked writer means the frame could not go out
+        anyway) and for at most :data:`GOING_AWAY_GRACE` seconds, shielded.
+        """
+        if self._closing or not self._core.is_open or self._write_lock.locked():
+            return
+        self._core.send_close(WSCloseCode.GOING_AWAY)
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + GOING_AWAY_GRACE
+            try:
+                async with self._write_lock:
+                    await self._drain()
+            except WSClosedError:
+                pass
 
     async def _read_loop(self) -> None:
         core = self._core

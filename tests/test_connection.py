@@ -1,0 +1,478 @@
+"""The connection layer on in-memory streams with a scripted peer and exact (mock) time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    TextMessage,
+)
+
+import trio_ws
+from .peer import Peer
+from trio_ws import (
+    ClientWSTimeout,
+    ServerTimeoutError,
+    WSClosedError,
+    WSMsgType,
+    WSTimeoutError,
+)
+
+OpenPair = Any  # the open_pair fixture (see conftest.py)
+
+
+# ---------------------------------------------------------------------------------------------
+# heartbeat
+
+
+async def test_silent_server_fails_after_heartbeat_and_half(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """No byte within heartbeat/2 after the ping: ServerTimeoutError, 1006, ERROR then CLOSED."""
+    async with open_pair(nursery, heartbeat=20) as (ws, peer):
+        msg = await ws.receive()
+        assert trio.current_time() == 30
+        assert msg.type is WSMsgType.ERROR
+        assert isinstance(msg.data, ServerTimeoutError)
+        assert ws.exception() is msg.data
+        assert ws.close_code == 1006
+        assert ws.closed
+        assert isinstance(await peer.next_event(), Ping)
+        assert (await ws.receive()).type is WSMsgType.CLOSED
+        assert await ws.close() is False
+        # The transport was aborted: the peer sees EOF (wsproto reports it as 1006).
+        assert (await peer.expect_close()).code == 1006
+
+
+async def test_heartbeat_error_delivered_to_a_later_receive(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A receive() called after the heartbeat failure still gets ERROR once, then CLOSED."""
+    async with open_pair(nursery, heartbeat=4) as (ws, _peer):
+        await trio.sleep(100)
+        assert isinstance(ws.exception(), ServerTimeoutError)
+        assert (await ws.receive()).type is WSMsgType.ERROR
+        assert (await ws.receive()).type is WSMsgType.CLOSED
+        with pytest.raises(WSClosedError) as info:
+            await ws.send_str("late")
+        assert isinstance(info.value.__cause__, ServerTimeoutError)
+
+
+async def test_any_inbound_byte_counts_as_life(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """Data (not only pongs) resets the heartbeat; the ping goes out H after the last byte."""
+    async with open_pair(nursery, heartbeat=20) as (ws, peer):
+        await trio.sleep(25)  # the ping went out at t=20; answer with data, not a pong
+        await peer.send(TextMessage(data="alive"))
+        assert (await ws.receive()).data == "alive"
+        assert isinstance(await peer.next_event(), Ping)
+        # next ping is due 20 s after that message, at t=45; no answer -> failure at 55
+        event = await peer.next_event()
+        assert isinstance(event, Ping)
+        assert trio.current_time() == 45
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.ERROR
+        assert trio.current_time() == 55
+
+
+async def test_answered_heartbeat_keeps_the_connection(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A server that answers every ping keeps the connection open indefinitely."""
+    async with open_pair(nursery, heartbeat=10) as (ws, peer):
+        for _ in range(50):
+            ping = await peer.next_event()
+            assert isinstance(ping, Ping)
+            await peer.send(ping.response())
+        assert trio.current_time() == 500
+        assert ws.exception() is None
+        assert not ws.closed
+
+
+async def test_no_false_timeout_while_the_user_is_slow(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """While the receive queue is full the reader pauses and no heartbeat timeout runs."""
+    async with open_pair(nursery, heartbeat=2) as (ws, peer):
+        payload = b"x" * 4096
+        for _ in range(400):  # 1.6 MB: more than the queue holds
+            await peer.send(BytesMessage(data=payload))
+        await trio.sleep(1000)  # the user does not read; the server goes silent
+        assert ws.exception() is None
+        for _ in range(400):
+            assert await ws.receive_bytes() == payload
+        # Now the slow side is the server: ping at +2 s after the reader resumed, fail 1 s later.
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.ERROR
+        assert isinstance(ws.exception(), ServerTimeoutError)
+
+
+# ---------------------------------------------------------------------------------------------
+# receive
+
+
+async def test_receive_timeout_loses_no_message(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A receive that times out raises WSTimeoutError; the next message is still delivered."""
+    async with open_pair(nursery) as (ws, peer):
+        with pytest.raises(WSTimeoutError):
+            await ws.receive(timeout=5)
+        assert trio.current_time() == 5
+        await peer.send(TextMessage(data="after"))
+        assert await ws.receive_str() == "after"
+
+
+async def test_ws_receive_default_timeout(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """ClientWSTimeout(ws_receive) bounds receive() when it gets no timeout of its own."""
+    async with open_pair(nursery, timeout=ClientWSTimeout(ws_receive=7)) as (ws, _peer):
+        with pytest.raises(TimeoutError):
+            await ws.receive()
+        assert trio.current_time() == 7
+
+
+async def test_cancelled_receive_loses_no_message(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A receive cancelled with a message already queued does not take it."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send(TextMessage(data="kept"))
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await ws.receive()
+        assert scope.cancelled_caught
+        assert await ws.receive_str() == "kept"
+
+
+async def test_concurrent_receive_is_an_error(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """A second task calling receive() while one waits gets RuntimeError."""
+    async with open_pair(nursery) as (ws, peer):
+        nursery.start_soon(ws.receive)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(RuntimeError, match="Concurrent"):
+            await ws.receive()
+        await peer.send(TextMessage(data="x"))
+
+
+async def test_receive_str_on_binary_keeps_the_message(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """receive_str() on BINARY raises WSMessageTypeError carrying the message."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send(BytesMessage(data=b"\x01"))
+        with pytest.raises(trio_ws.WSMessageTypeError) as info:
+            await ws.receive_str()
+        assert info.value.msg is not None
+        assert info.value.msg.data == b"\x01"
+        await peer.send(TextMessage(data="t"))
+        with pytest.raises(TypeError):
+            await ws.receive_bytes()
+
+
+async def test_async_for_stops_at_close(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """async for yields messages and stops at the server's close frame."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send(TextMessage(data="a"))
+        await peer.send(BytesMessage(data=b"b"))
+        await peer.send(CloseConnection(code=1000))
+        assert [m.data async for m in ws] == ["a", b"b"]
+        assert ws.close_code == 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# background duties of the reader
+
+
+async def test_ping_answered_without_receive(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """With autoping the reader answers a ping even if nobody calls receive()."""
+    async with open_pair(nursery) as (_ws, peer):
+        await peer.send(Ping(payload=b"hb"))
+        assert await peer.next_event() == Pong(payload=b"hb")
+
+
+async def test_ping_delivered_without_autoping(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """Without autoping, PING and PONG are delivered and not answered."""
+    async with open_pair(nursery, autoping=False) as (ws, peer):
+        await peer.send(Ping(payload=b"p"))
+        await peer.send(Pong(payload=b"q"))
+        assert await ws.receive() == (WSMsgType.PING, b"p", None)
+        assert await ws.receive() == (WSMsgType.PONG, b"q", None)
+        await ws.pong(b"p")
+        assert await peer.next_event() == Pong(payload=b"p")
+
+
+async def test_server_close_echoed_at_once(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """autoclose: the close frame is echoed before the user calls receive()."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send(CloseConnection(code=1001, reason="bye"))
+        assert (await peer.expect_close()).code == 1001
+        assert await ws.receive() == (WSMsgType.CLOSE, 1001, "bye")
+        assert (await ws.receive()).type is WSMsgType.CLOSED
+        assert ws.closed
+        assert await ws.close() is False
+
+
+async def test_server_close_without_autoclose(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """Without autoclose, the app's close() answers the server's close frame."""
+    async with open_pair(nursery, autoclose=False) as (ws, peer):
+        await peer.send(CloseConnection(code=4000, reason="done"))
+        assert await ws.receive() == (WSMsgType.CLOSE, 4000, "done")
+        assert not ws.closed
+        assert await ws.close() is True
+        assert trio.current_time() == 0
+        assert (await peer.expect_close()).code == 1000
+        assert ws.close_code == 4000
+
+
+async def test_eof_without_close_frame(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """TCP EOF without a close frame: CLOSED, close code 1006, no exception."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send(TextMessage(data="last"))
+        await peer.stream.aclose()
+        assert await ws.receive_str() == "last"
+        assert (await ws.receive()).type is WSMsgType.CLOSED
+        assert ws.close_code == 1006
+        assert ws.exception() is None
+        with pytest.raises(WSClosedError):
+            await ws.send_str("x")
+
+
+async def test_protocol_violation_error_then_closed(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A reserved opcode: ERROR (WSProtocolError 1002) once, a 1002 close frame, then CLOSED."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send(TextMessage(data="before"))
+        await peer.send_raw(b"\x83\x00")  # FIN + reserved opcode 0x3
+        assert await ws.receive_str() == "before"
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.ERROR
+        assert isinstance(msg.data, trio_ws.WSProtocolError)
+        assert msg.data.code == 1002
+        assert ws.close_code == 1002
+        assert (await ws.receive()).type is WSMsgType.CLOSED
+        assert (await peer.expect_close()).code == 1002
+
+
+# ---------------------------------------------------------------------------------------------
+# closing
+
+
+async def test_close_waits_one_deadline_for_the_server(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A server that never answers our close: close() returns True at ws_close, code 1006."""
+    async with open_pair(nursery, timeout=ClientWSTimeout(ws_close=3)) as (ws, peer):
+        assert await ws.close(code=1000, message=b"bye") is True
+        assert trio.current_time() == 3
+        assert isinstance(ws.exception(), WSTimeoutError)
+        assert ws.close_code == 1006
+        close = await peer.expect_close()
+        assert (close.code, close.reason) == (1000, "bye")
+
+
+async def test_close_handshake(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """close() sends our frame, returns True on the server's answer; a second close is False."""
+    async with open_pair(nursery) as (ws, peer):
+
+        async def answer() -> None:
+            event = await peer.expect_close()
+            await peer.send(event.response())
+
+        nursery.start_soon(answer)
+        assert await ws.close(code=4001) is True
+        assert ws.close_code == 4001
+        assert ws.exception() is None
+        assert await ws.close() is False
+        assert (await ws.receive()).type is WSMsgType.CLOSED
+
+
+async def test_close_while_receiving_returns_closing(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """close() from another task makes a waiting receive() return CLOSING."""
+    async with open_pair(nursery, timeout=ClientWSTimeout(ws_close=1)) as (ws, _peer):
+        results = []
+
+        async def receiver() -> None:
+            results.append(await ws.receive())
+
+        nursery.start_soon(receiver)
+        await trio.testing.wait_all_tasks_blocked()
+        await ws.close()
+        assert [m.type for m in results] == [WSMsgType.CLOSING]
+
+
+async def test_cancelled_close_still_closes_the_transport(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A close() cancelled while waiting for the server closes TCP, then re-raises."""
+    async with open_pair(nursery) as (ws, peer):
+        with trio.move_on_after(1) as scope:
+            await ws.close()
+        assert scope.cancelled_caught
+        assert (await peer.expect_close()).code == 1000
+        assert (await peer.expect_close()).code == 1006  # then EOF
+        assert ws.closed
+
+
+# ---------------------------------------------------------------------------------------------
+# sending
+
+
+async def test_concurrent_senders_keep_every_message_in_order(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """Many tasks sending at once: every message arrives whole, each task's in order."""
+    async with open_pair(nursery, lockstep=True) as (ws, peer):
+
+        async def sender(i: int) -> None:
+            for j in range(20):
+                await ws.send_str(f"{i}:{j}")
+
+        async with trio.open_nursery() as senders:
+            for i in range(10):
+                senders.start_soon(sender, i)
+            got: list[str] = []
+            while len(got) < 200:
+                event = await peer.next_event()
+                assert isinstance(event, TextMessage)
+                got.append(event.data)
+        for i in range(10):
+            assert [g for g in got if g.startswith(f"{i}:")] == [f"{i}:{j}" for j in range(20)]
+        await peer.stream.aclose()
+
+
+async def test_cancel_during_send_breaks_the_connection(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A send_all cancelled mid-way marks the connection broken; later sends raise WSClosedError."""
+    async with open_pair(nursery, lockstep=True) as (ws, _peer):
+        with trio.move_on_after(1) as scope:
+            await ws.send_bytes(b"x" * 100_000)  # the peer is not reading
+        assert scope.cancelled_caught
+        assert ws.close_code == 1006
+        assert isinstance(ws.exception(), WSClosedError)
+        with pytest.raises(WSClosedError, match="closing or closed"):
+            await ws.send_str("more")
+        assert (await ws.receive()).type is WSMsgType.ERROR
+        assert (await ws.receive()).type is WSMsgType.CLOSED
+
+
+async def test_reader_keeps_reading_while_a_send_is_blocked(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A blocked writer never stops the reader: pings are still read and messages delivered."""
+    async with open_pair(nursery, lockstep=True) as (ws, peer):
+        nursery.start_soon(ws.send_bytes, b"y" * 100_000)
+        await trio.testing.wait_all_tasks_blocked()
+        await peer.send(TextMessage(data="while blocked"))
+        assert await ws.receive_str() == "while blocked"
+        # Now read the big message; the pong for a ping sent meanwhile follows it.
+        await peer.send(Ping(payload=b"1"))
+        event = await peer.next_event()
+        assert isinstance(event, BytesMessage)
+        assert len(event.data) == 100_000 or not event.message_finished
+        while not (isinstance(event, BytesMessage) and event.message_finished):
+            event = await peer.next_event()
+        assert await peer.next_event() == Pong(payload=b"1")
+
+
+async def test_full_queue_pushes_back_on_the_server(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """When the user does not read, the reader stops and the server's sends block."""
+    async with open_pair(nursery, lockstep=True) as (ws, peer):
+        sent = 0
+        with trio.move_on_after(10):
+            while True:
+                await peer.send(BytesMessage(data=b"z" * 1024))
+                sent += 1
+        assert 500 <= sent < 2000  # bounded by the queue limit, not by the test
+        for _ in range(sent):
+            await ws.receive_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# open_ws exception policy
+
+
+async def test_open_ws_user_exception_unchanged(autojump_clock: trio.testing.MockClock) -> None:
+    """A user exception leaves open_ws unchanged and the server receives close 1011."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    peer = Peer(server_stream)
+    codes = []
+
+    async def serve() -> None:
+        await peer.accept()
+        codes.append((await peer.expect_close()).code)
+        await peer.send(CloseConnection(code=1011))
+
+    cause = KeyError("cause")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        with pytest.raises(ValueError, match="boom") as info:
+            async with trio_ws.open_ws("ws://t/", stream=client_stream):
+                raise ValueError("boom") from cause
+    assert info.value.__cause__ is cause
+    assert codes == [1011]
+
+
+async def test_open_ws_outer_cancellation_stays_cancellation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Outer cancellation while in receive(): the scope catches it; the server gets 1001, then EOF."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    peer = Peer(server_stream)
+    codes = []
+
+    async def serve() -> None:
+        await peer.accept()
+        codes.append((await peer.expect_close()).code)
+        # The outer cancellation also cancelled the reader: the client drops TCP at once.
+        assert (await peer.expect_close()).code == 1006
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        with trio.move_on_after(5) as scope:
+            async with trio_ws.open_ws("ws://t/", stream=client_stream) as ws:
+                await ws.receive()
+        assert scope.cancelled_caught
+    assert codes == [1001]
+
+
+async def test_open_ws_normal_exit_closes_with_1000(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Leaving the block normally performs the closing handshake with 1000."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    peer = Peer(server_stream)
+    codes = []
+
+    async def serve() -> None:
+        await peer.accept()
+        assert await peer.next_event() == TextMessage(data="hi")
+        close = await peer.expect_close()
+        codes.append(close.code)
+        await peer.send(close.response())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        async with trio_ws.open_ws("ws://t/", stream=client_stream) as ws:
+            await ws.send_str("hi")
+        assert ws.close_code == 1000
+        assert trio.current_time() == 0
+    assert codes == [1000]
