@@ -11,5 +11,5 @@ from .peer import ws_pair
 
 @pytest.fixture
 def open_pair() -> Callable[..., object]:
-    """``async with open_pair(nursery, **options) as (ws, peer)``: see :func:`tests.peer.ws_pair`."""
+    """``async with open_pair(nursery, **options) as (ws, peer)``; see ``tests.peer.ws_pair``."""
     return ws_pair

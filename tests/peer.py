@@ -75,4 +75,3 @@ async def ws_pair(
             nursery, "ws://test.example/path", stream=client_stream, **options
         )
     yield ws, peer
-

@@ -16,7 +16,6 @@ from wsproto.events import (
 )
 
 import trio_ws
-from .peer import Peer
 from trio_ws import (
     ClientWSTimeout,
     ServerTimeoutError,
@@ -24,6 +23,8 @@ from trio_ws import (
     WSMsgType,
     WSTimeoutError,
 )
+
+from .peer import Peer
 
 OpenPair = Any  # the open_pair fixture (see conftest.py)
 
@@ -434,7 +435,7 @@ async def test_open_ws_user_exception_unchanged(autojump_clock: trio.testing.Moc
 async def test_open_ws_outer_cancellation_stays_cancellation(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Outer cancellation while in receive(): the scope catches it; the server gets 1001, then EOF."""
+    """Outer cancellation in receive(): the scope catches it; the server gets 1001, then EOF."""
     client_stream, server_stream = trio.testing.memory_stream_pair()
     peer = Peer(server_stream)
     codes = []

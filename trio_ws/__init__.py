@@ -33,8 +33,8 @@ __all__ = [
     "InvalidArgument",
     "InvalidURL",
     "ServerTimeoutError",
-    "WSClosedError",
     "WSCloseCode",
+    "WSClosedError",
     "WSConnectionError",
     "WSError",
     "WSMessage",
@@ -51,9 +51,6 @@ __all__ = [
 # Public names say they live in trio_ws (repr, docs, pickling), not in private modules.
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__"):
-        try:
-            _obj.__module__ = "trio_ws"
-        except (AttributeError, TypeError):  # pragma: no cover
-            pass
+    if isinstance(_obj, type) or callable(_obj):
+        _obj.__module__ = "trio_ws"
 del _name, _obj

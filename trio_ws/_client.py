@@ -110,7 +110,9 @@ async def _connect(
     _check_seconds("connect_timeout", connect_timeout)
     _check_seconds("heartbeat", heartbeat)
     if isinstance(max_msg_size, bool) or not isinstance(max_msg_size, int) or max_msg_size < 0:
-        raise InvalidArgument(f"max_msg_size must be an int >= 0 (0 = no limit), not {max_msg_size!r}")
+        raise InvalidArgument(
+            f"max_msg_size must be an int >= 0 (0 = no limit), not {max_msg_size!r}"
+        )
     hs = ClientHandshake(
         target,
         protocols=protocols,
@@ -128,7 +130,7 @@ async def _connect(
                 opened = await open_stream(target, ssl=ssl, server_hostname=server_hostname)
             await _handshake(opened, hs)
         if scope.cancelled_caught:
-            raise ConnectTimeoutError(
+            raise ConnectTimeoutError(  # noqa: TRY301 - the except clause only closes the stream
                 f"connecting to {target.url} took longer than connect_timeout={connect_timeout} s"
             )
         result = hs.result()
@@ -163,7 +165,7 @@ async def _connect(
         autoping=autoping,
         autoclose=autoclose,
     )
-    ws._start(result.trailing_data)  # noqa: SLF001 - the client module owns the lifecycle
+    ws._start(result.trailing_data)
     return ws
 
 
@@ -331,11 +333,11 @@ async def open_ws(
             else:
                 # The hidden nursery's background tasks never raise, so it never cancels the body.
                 try:
-                    yield ws  # noqa: ASYNC119
+                    yield ws
                 except BaseException as exc:
                     body_exc = exc
                 try:
-                    await ws._close_after(body_exc)  # noqa: SLF001
+                    await ws._close_after(body_exc)
                 except BaseException as exc:  # Cancelled while closing normally
                     if body_exc is None:
                         body_exc = exc

@@ -357,7 +357,9 @@ class ClientWebSocket:
         _check_compress(compress)
         await self._send(self._core.send_text, data)
 
-    async def send_bytes(self, data: bytes | bytearray | memoryview, compress: int | None = None) -> None:
+    async def send_bytes(
+        self, data: bytes | bytearray | memoryview, compress: int | None = None
+    ) -> None:
         """Send a BINARY message. See :meth:`send_str` for errors and cancellation.
 
         Raises:
@@ -635,7 +637,7 @@ class ClientWebSocket:
             # Cancelled from outside (the nursery's scope), not by us: the client is going away.
             await self._going_away()
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug in trio_ws must not crash the nursery
+        except Exception as exc:
             err = WSError(f"internal error in the trio_ws reader: {exc!r}")
             err.__cause__ = exc
             self._fail(err)

@@ -138,7 +138,7 @@ class ClientHandshake:
         for proto in self.protocols:
             if not isinstance(proto, str) or not _TOKEN.fullmatch(proto):
                 raise InvalidArgument(f"invalid subprotocol name {proto!r}")
-        if isinstance(compress, bool) or compress != 0 and not 9 <= compress <= 15:
+        if isinstance(compress, bool) or (compress != 0 and not 9 <= compress <= 15):
             raise InvalidArgument(f"compress must be 0 (off) or 9..15, not {compress!r}")
         self.compress = compress
         self.client_notakeover = client_notakeover
@@ -198,7 +198,7 @@ class ClientHandshake:
         """A rejection's head has been read and its body is being collected."""
         return self._phase is _Phase.BODY
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes of the response."""
         if self._phase is _Phase.DONE:
             return
@@ -314,9 +314,7 @@ class ClientHandshake:
         return [v for n, v in self._headers if n.lower() == name]
 
     def _has_token(self, name: str, token: str) -> bool:
-        return any(
-            t.strip().lower() == token for v in self._values(name) for t in v.split(",")
-        )
+        return any(t.strip().lower() == token for v in self._values(name) for t in v.split(","))
 
     def _check_upgrade(self) -> None:
         upgrade = self._values("upgrade")
@@ -332,10 +330,10 @@ class ClientHandshake:
             self._reject(f"wrong Sec-WebSocket-Accept {accept!r} (expected {expected!r})")
             return
         subprotocol = self._check_subprotocol()
-        if self._phase is _Phase.DONE:
+        if self._error is not None:
             return
         extensions = self._check_extensions()
-        if self._phase is _Phase.DONE:
+        if self._error is not None:
             return
         self._phase = _Phase.DONE
         self._result = HandshakeResult(
@@ -357,8 +355,8 @@ class ClientHandshake:
         return values[0]
 
     def _check_extensions(self) -> list[Extension]:
-        accepted = [e.strip() for v in self._values("sec-websocket-extensions") for e in v.split(",")]
-        accepted = [e for e in accepted if e]
+        values = self._values("sec-websocket-extensions")
+        accepted = [e.strip() for v in values for e in v.split(",") if e.strip()]
         if not accepted:
             return []
         if not self.compress:

@@ -34,7 +34,7 @@ follows a close frame, and after a violation the framing can no longer be truste
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Any, Final
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
@@ -46,7 +46,6 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.extensions import Extension
-from wsproto.utilities import LocalProtocolError
 
 from ._errors import InvalidArgument, WSClosedError, WSProtocolError
 from ._types import WSCloseCode, WSMessage, WSMsgType
@@ -152,7 +151,7 @@ class ClientProtocol:
     # ----------------------------------------------------------------------------------------
     # input
 
-    def receive_data(self, data: bytes) -> list[WSMessage]:
+    def receive_data(self, data: bytes | bytearray) -> list[WSMessage]:
         """Feed bytes read from the transport; return the messages they complete.
 
         Returns messages of type TEXT, BINARY, PING and PONG (only without autoping), CLOSE (the
@@ -162,7 +161,7 @@ class ClientProtocol:
         """
         if self.remote_closed or self.failure is not None or self.eof or not data:
             return []
-        self._conn.receive_data(data)
+        self._conn.receive_data(bytes(data))
         out: list[WSMessage] = []
         try:
             for event in self._conn.events():
@@ -184,7 +183,7 @@ class ClientProtocol:
                     assert isinstance(event, CloseConnection)
                     out.append(self._on_close(event))
                     break
-        except Exception as exc:  # noqa: BLE001 - any parser failure is the server's fault
+        except Exception as exc:
             # wsproto reports violations as events; anything it raises instead is one too.
             out.append(self._fail(WSCloseCode.PROTOCOL_ERROR, f"invalid frame: {exc!r}"))
         return out
@@ -201,7 +200,7 @@ class ClientProtocol:
                 self.close_code = WSCloseCode.ABNORMAL_CLOSURE
         return []
 
-    def _on_data(self, event: Message[str] | Message[bytes]) -> WSMessage | None:
+    def _on_data(self, event: Message[Any]) -> WSMessage | None:
         data = event.data
         if isinstance(data, str):
             size = len(data) if data.isascii() else len(data.encode("utf-8"))
@@ -219,18 +218,19 @@ class ClientProtocol:
             return None
         if self._parts:
             self._parts.append(data)
-            if isinstance(data, str):
-                data = "".join(self._parts)  # type: ignore[arg-type]
-            else:
-                data = b"".join(self._parts)  # type: ignore[arg-type]
+            data = (
+                "".join(self._parts)  # type: ignore[arg-type]
+                if isinstance(data, str)
+                else b"".join(self._parts)  # type: ignore[arg-type]
+            )
             self._parts.clear()
         self._msg_size = 0
         if isinstance(event, TextMessage):
             if self._decode_text:
                 return WSMessage(WSMsgType.TEXT, data, None)
-            return WSMessage(WSMsgType.TEXT, data.encode("utf-8"), None)  # type: ignore[union-attr]
+            return WSMessage(WSMsgType.TEXT, data.encode("utf-8"), None)
         assert isinstance(event, BytesMessage)
-        return WSMessage(WSMsgType.BINARY, bytes(data), None)  # type: ignore[arg-type]
+        return WSMessage(WSMsgType.BINARY, bytes(data), None)
 
     def _on_close(self, event: CloseConnection) -> WSMessage:
         if self._conn.state not in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
@@ -338,8 +338,5 @@ class ClientProtocol:
         self.local_closed = True
         if self.eof:
             return True  # nobody to tell; the caller still closes the transport
-        try:
-            self._append(self._conn.send(CloseConnection(code=int(code), reason=reason or None)))
-        except LocalProtocolError:  # pragma: no cover - guarded by local_closed above
-            pass
+        self._append(self._conn.send(CloseConnection(code=int(code), reason=reason or None)))
         return True
