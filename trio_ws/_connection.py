@@ -420,9 +420,13 @@ class ClientWebSocket:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
         async with lock:
-            self._check_can_send()
-            produce(*args)
-            await self._drain()
+            # Whoever holds the lock leaves the outbox empty: the reader may have queued a pong
+            # or a close frame while we waited, relying on us to send it.
+            try:
+                self._check_can_send()
+                produce(*args)
+            finally:
+                await self._drain()
 
     def _check_can_send(self) -> None:
         if self._closing or not self._core.is_open or self._exception is not None:
