@@ -394,6 +394,8 @@ class ClientWebSocket:
         """
         if not isinstance(message, (bytes, bytearray, memoryview)):
             raise WSMessageTypeError(f"send_frame() takes bytes, not {type(message).__name__}")
+        if isinstance(opcode, bool) or not isinstance(opcode, int):
+            raise InvalidArgument(f"opcode must be a WSMsgType or int, not {opcode!r}")
         _check_compress(compress)
         await self._send(self._core.send_frame, bytes(message), int(opcode))
 

@@ -21,7 +21,7 @@ translated into one of them at a single boundary, with the original chained as `
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._types import WSMessage
@@ -99,6 +99,22 @@ class WSServerHandshakeError(WSError):
         self.headers: list[tuple[str, str]] = headers if headers is not None else []
         self.body = body
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_handshake_error,
+            (type(self), str(self), self.status, self.headers, self.body),
+        )
+
+
+def _rebuild_handshake_error(
+    cls: type[WSServerHandshakeError],
+    message: str,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> WSServerHandshakeError:
+    return cls(message, status=status, headers=headers, body=body)
+
 
 class ServerTimeoutError(WSTimeoutError):
     """Heartbeat: no byte arrived from the server within ``heartbeat / 2`` after our ping."""
@@ -114,6 +130,9 @@ class WSProtocolError(WSError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+    def __reduce__(self) -> tuple[type[WSProtocolError], tuple[str, int]]:
+        return (type(self), (str(self), self.code))
 
 
 class WSMessageTypeError(WSError, TypeError):

@@ -138,7 +138,11 @@ class ClientHandshake:
         for proto in self.protocols:
             if not isinstance(proto, str) or not _TOKEN.fullmatch(proto):
                 raise InvalidArgument(f"invalid subprotocol name {proto!r}")
-        if isinstance(compress, bool) or (compress != 0 and not 9 <= compress <= 15):
+        if (
+            isinstance(compress, bool)
+            or not isinstance(compress, int)
+            or (compress != 0 and not 9 <= compress <= 15)
+        ):
             raise InvalidArgument(f"compress must be 0 (off) or 9..15, not {compress!r}")
         self.compress = compress
         self.client_notakeover = client_notakeover
@@ -255,12 +259,8 @@ class ClientHandshake:
         )
 
     def _parse_head(self, head: bytes) -> None:
-        try:
-            text = head.decode("ascii")
-        except UnicodeDecodeError:
-            self._reject("the response head is not ASCII")
-            return
-        lines = text.split("\r\n")
+        # RFC 9112 §2.2: a head is parsed as octets; obs-text in field values is ISO-8859-1.
+        lines = head.decode("latin-1").split("\r\n")
         match = _STATUS_LINE.fullmatch(lines[0])
         if match is None:
             self._reject(f"invalid HTTP status line {lines[0][:100]!r}")
@@ -285,10 +285,8 @@ class ClientHandshake:
         if self._has_token("transfer-encoding", "chunked"):
             self._chunked = True
         elif lengths:
-            try:
-                self._body_wanted = min(int(lengths[0]), MAX_BODY_SIZE)
-            except ValueError:
-                self._body_wanted = 0
+            length = lengths[0].strip()
+            self._body_wanted = min(int(length), MAX_BODY_SIZE) if length.isdigit() else 0
         elif self._status in (204, 304) or 100 <= self._status < 200:
             self._body_wanted = 0
 

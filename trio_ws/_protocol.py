@@ -46,6 +46,7 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.extensions import Extension
+from wsproto.frame_protocol import CloseReason
 
 from ._errors import InvalidArgument, WSClosedError, WSProtocolError
 from ._types import WSCloseCode, WSMessage, WSMsgType
@@ -240,14 +241,16 @@ class ClientProtocol:
         self._parts.clear()
         code = int(event.code)
         reason = event.reason or ""
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
+        # Nothing before a close frame sets a close code: failure and EOF stop parsing.
+        self.close_code = code
+        self.close_reason = reason
         if self._autoclose and not self.local_closed:
             # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response ... typically
-            # echoing the status code it received". wsproto sends no code for 1005.
+            # echoing the status code it received". For 1005 (no code) wsproto sends an empty
+            # close frame, but only when given its own enum member.
             self.local_closed = True
-            self._append(self._conn.send(CloseConnection(code=code)))
+            echo = CloseReason.NO_STATUS_RCVD if code == CloseReason.NO_STATUS_RCVD else code
+            self._append(self._conn.send(CloseConnection(code=echo)))
         return WSMessage(WSMsgType.CLOSE, code, reason)
 
     def _fail(self, code: int, reason: str) -> WSMessage:

@@ -80,7 +80,9 @@ WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
 
 
 def _check_timeout(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and not value > 0:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise InvalidArgument(f"{attribute.name} must be a positive number or None, not {value!r}")
 
 

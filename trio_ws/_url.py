@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import attrs
 
-from ._errors import InvalidURL
+from ._errors import InvalidArgument, InvalidURL
 from ._types import BasicAuth
 
 __all__ = ["Target", "parse_url"]
@@ -90,9 +90,8 @@ def parse_url(url: str, params: Params | None = None) -> Target:
     elif port == 0:
         raise InvalidURL(f"port 0 is not a valid port: {url!r}")
 
+    # With a host, urlsplit's path is empty or starts with "/".
     path = quote(parts.path or "/", safe=_PATH_SAFE)
-    if not path.startswith("/"):
-        path = "/" + path
     query = quote(parts.query, safe=_QUERY_SAFE)
     if params is not None:
         items = list(params.items()) if isinstance(params, Mapping) else list(params)
@@ -102,13 +101,17 @@ def parse_url(url: str, params: Params | None = None) -> Target:
 
     credentials = None
     if parts.username is not None or parts.password is not None:
-        credentials = BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        try:
+            credentials = BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        except InvalidArgument as exc:
+            raise InvalidURL(f"invalid credentials in {url!r}: {exc}") from exc
     return Target(host=host, port=port, resource=resource, secure=secure, credentials=credentials)
 
 
 def _normalize_host(host: str, url: str) -> str:
     try:
-        return str(ipaddress.ip_address(host))
+        # RFC 6874: a zone id in a URL is percent-encoded ("fe80::1%25eth0").
+        return str(ipaddress.ip_address(host.replace("%25", "%")))
     except ValueError:
         pass
     try:

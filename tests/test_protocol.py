@@ -1,0 +1,902 @@
+"""The sans-I/O core against a raw wsproto server peer: bytes in, messages and bytes out.
+
+The server is a bare :class:`wsproto.connection.Connection` in server mode, already past the
+opening handshake. What the client queues is fed to it with :func:`server_gets`; what it sends
+is fed to the client with ``client.receive_data(server.send(...))``. Frames a correct server
+would never send are built by hand with :func:`frame`.
+"""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate
+
+from trio_ws import InvalidArgument, WSClosedError, WSMessage, WSMsgType, WSProtocolError
+from trio_ws._protocol import ClientProtocol, check_close_code
+
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def pair(**options: Any) -> tuple[ClientProtocol, Connection]:
+    """A client core and a raw wsproto server, both past the opening handshake."""
+    return ClientProtocol(**options), Connection(ConnectionType.SERVER)
+
+
+def server_gets(client: ClientProtocol, server: Connection) -> list[Event]:
+    """Deliver the client's outbox to the server; return the events it produced."""
+    server.receive_data(client.data_to_send())
+    return list(server.events())
+
+
+def frame(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+    masked: bool = False,
+) -> bytes:
+    """One frame as a server would put it on the wire (unmasked unless ``masked``)."""
+    first = fin << 7 | rsv1 << 6 | rsv2 << 5 | rsv3 << 4 | opcode
+    mask_bit = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        head = bytes([first, mask_bit | n])
+    elif n < 1 << 16:
+        head = bytes([first, mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([first, mask_bit | 127]) + struct.pack("!Q", n)
+    if masked:
+        key = b"\x01\x02\x03\x04"
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        head += key
+    return head + payload
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return struct.pack("!H", code) + reason
+
+
+def client_frame(data: bytes) -> tuple[int, bytes]:
+    """Opcode and unmasked payload of one short frame from the client (FIN set, masked)."""
+    assert data[0] & 0xF0 == 0x80
+    assert data[1] & 0x80
+    n = data[1] & 0x7F
+    assert n < 126
+    assert len(data) == 6 + n
+    key = data[2:6]
+    return data[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(data[6:]))
+
+
+class Error:
+    """Compares equal to an ERROR message whose WSProtocolError carries ``code``."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, WSMessage)
+            and other.type is WSMsgType.ERROR
+            and isinstance(other.data, WSProtocolError)
+            and other.data.code == self.code
+            and other.extra is None
+        )
+
+    def __repr__(self) -> str:
+        return f"Error({self.code})"
+
+
+def text(data: str | bytes) -> WSMessage:
+    return WSMessage(WSMsgType.TEXT, data, None)
+
+
+def binary(data: bytes) -> WSMessage:
+    return WSMessage(WSMsgType.BINARY, data, None)
+
+
+def close_msg(code: int, reason: str = "") -> WSMessage:
+    return WSMessage(WSMsgType.CLOSE, code, reason)
+
+
+def closed_by_server(client: ClientProtocol) -> None:
+    """Put ``client`` in the remote_closed state (autoclose off, so nothing is echoed)."""
+    assert client.receive_data(frame(CLOSE, close_payload(1000))) == [close_msg(1000)]
+
+
+def failed(client: ClientProtocol) -> None:
+    """Put ``client`` in the failed state."""
+    assert client.receive_data(frame(0x3)) == [Error(1002)]
+
+
+# A fragmented text message (multi-byte characters across the fragment boundaries) with a
+# ping in the middle, then a binary message: the stream the split tests cut into pieces.
+FRAGMENTED_WIRE = (
+    frame(TEXT, "hé".encode()[:2], fin=False)
+    + frame(CONT, "hé".encode()[2:] + b"llo ", fin=False)
+    + frame(PING, b"mid")
+    + frame(CONT, "wörld ☃".encode(), fin=True)
+    + frame(BINARY, b"\x00\x01", fin=False)
+    + frame(CONT, b"", fin=False)
+    + frame(CONT, b"\x02", fin=True)
+)
+FRAGMENTED_MESSAGES = [text("héllo wörld ☃"), binary(b"\x00\x01\x02")]
+
+
+# ---------------------------------------------------------------------------------------------
+# data messages
+
+
+def test_text_and_binary_messages_are_delivered() -> None:
+    """Whole TEXT and BINARY messages from the server arrive as TEXT (str) and BINARY (bytes)."""
+    client, server = pair()
+    data = server.send(TextMessage("héllo")) + server.send(BytesMessage(b"\x00\xff"))
+    assert client.receive_data(data) == [text("héllo"), binary(b"\x00\xff")]
+    assert client.data_to_send() == b""
+
+
+def test_decode_text_false_delivers_utf8_bytes() -> None:
+    """With decode_text=False, TEXT data (also when fragmented) is delivered as UTF-8 bytes."""
+    client, server = pair(decode_text=False)
+    data = (
+        server.send(TextMessage("☃"))
+        + server.send(TextMessage("a", message_finished=False))
+        + server.send(TextMessage("é"))
+    )
+    assert client.receive_data(data) == [text("☃".encode()), text("aé".encode())]
+
+
+def test_empty_messages_are_delivered() -> None:
+    """Empty TEXT and BINARY messages are messages too."""
+    client, server = pair()
+    data = server.send(TextMessage("")) + server.send(BytesMessage(b""))
+    assert client.receive_data(data) == [text(""), binary(b"")]
+
+
+def test_empty_input_returns_nothing() -> None:
+    """receive_data(b"") is a no-op."""
+    client, _ = pair()
+    assert client.receive_data(b"") == []
+    assert client.is_open
+
+
+def test_fragmented_message_is_reassembled() -> None:
+    """Fragments are joined into one message; an interleaved ping is answered meanwhile."""
+    client, server = pair()
+    assert client.receive_data(FRAGMENTED_WIRE) == FRAGMENTED_MESSAGES
+    assert server_gets(client, server) == [Pong(payload=b"mid")]
+
+
+@pytest.mark.parametrize("cut", range(len(FRAGMENTED_WIRE) + 1))
+def test_fragmented_stream_split_at_any_byte(cut: int) -> None:
+    """The same messages come out wherever the stream is cut in two."""
+    client, server = pair()
+    got = client.receive_data(FRAGMENTED_WIRE[:cut]) + client.receive_data(FRAGMENTED_WIRE[cut:])
+    assert got == FRAGMENTED_MESSAGES
+    assert server_gets(client, server) == [Pong(payload=b"mid")]
+
+
+@settings(database=None, deadline=None, max_examples=200)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(FRAGMENTED_WIRE)), max_size=30))
+def test_fragmented_stream_split_anywhere(cuts: list[int]) -> None:
+    """The same messages come out however the stream is chunked."""
+    client, server = pair()
+    bounds = [0, *sorted(cuts), len(FRAGMENTED_WIRE)]
+    got: list[WSMessage] = []
+    for start, end in pairwise(bounds):
+        got += client.receive_data(FRAGMENTED_WIRE[start:end])
+    assert got == FRAGMENTED_MESSAGES
+    assert server_gets(client, server) == [Pong(payload=b"mid")]
+
+
+def test_big_frame_delivered_in_pieces_is_one_message() -> None:
+    """A 64-bit-length frame that arrives a few bytes at a time is delivered once, whole."""
+    client, server = pair()
+    wire = server.send(BytesMessage(bytes(range(256)) * 300))
+    got: list[WSMessage] = []
+    for i in range(0, len(wire), 1000):
+        got += client.receive_data(wire[i : i + 1000])
+    assert got == [binary(bytes(range(256)) * 300)]
+
+
+# ---------------------------------------------------------------------------------------------
+# max_msg_size
+
+
+@pytest.mark.parametrize(
+    ("message", "limit"),
+    [
+        (TextMessage("x" * 100), 99),
+        (TextMessage("é" * 50), 99),  # 50 characters, 100 bytes of UTF-8
+        (BytesMessage(b"x" * 100), 99),
+    ],
+)
+def test_message_over_max_msg_size_fails_with_1009(message: Event, limit: int) -> None:
+    """One byte (of UTF-8 for TEXT) over max_msg_size: ERROR 1009, close 1009, input dropped."""
+    client, server = pair(max_msg_size=limit)
+    assert client.receive_data(server.send(message)) == [Error(1009)]
+    assert client.failure is not None
+    assert client.failure.code == client.close_code == 1009
+    assert "max_msg_size=99" in str(client.failure)
+    assert server_gets(client, server) == [CloseConnection(code=1009, reason="")]
+    assert client.receive_data(frame(TEXT, b"late")) == []
+    assert client.receive_data(frame(CLOSE, close_payload(1000))) == []
+    assert client.close_code == 1009
+
+
+@pytest.mark.parametrize(
+    "message", [TextMessage("x" * 100), TextMessage("é" * 50), BytesMessage(b"x" * 100)]
+)
+def test_message_of_exactly_max_msg_size_is_delivered(message: Event) -> None:
+    """A message of exactly max_msg_size bytes (UTF-8 for TEXT) is accepted."""
+    client, server = pair(max_msg_size=100)
+    [msg] = client.receive_data(server.send(message))
+    assert msg.type in (WSMsgType.TEXT, WSMsgType.BINARY)
+    assert client.is_open
+
+
+def test_fragments_adding_up_over_max_msg_size_fail_with_1009() -> None:
+    """Fragments each under the limit, together over it: ERROR 1009 at the fragment that tips."""
+    client, server = pair(max_msg_size=10)
+    first = server.send(BytesMessage(b"x" * 6, message_finished=False))
+    assert client.receive_data(first) == []
+    second = server.send(BytesMessage(b"x" * 5, message_finished=False))
+    third = server.send(BytesMessage(b"x"))
+    assert client.receive_data(second + third) == [Error(1009)]
+    assert server_gets(client, server) == [CloseConnection(code=1009, reason="")]
+
+
+def test_size_count_restarts_with_each_message() -> None:
+    """max_msg_size bounds each message, not the sum of consecutive messages."""
+    client, server = pair(max_msg_size=10)
+    data = b"".join(server.send(BytesMessage(b"x" * 10)) for _ in range(3))
+    assert client.receive_data(data) == [binary(b"x" * 10)] * 3
+
+
+def test_max_msg_size_zero_is_unlimited() -> None:
+    """max_msg_size=0 accepts a message far over the 4 MiB default."""
+    client, server = pair(max_msg_size=0)
+    big = b"x" * (5 * 1024 * 1024)
+    assert client.receive_data(server.send(BytesMessage(big))) == [binary(big)]
+
+
+def test_default_max_msg_size_is_4_mib() -> None:
+    """The default limit is 4 MiB: one byte more fails with 1009."""
+    client, server = pair()
+    ok = server.send(BytesMessage(b"x" * (4 * 1024 * 1024)))
+    too_big = server.send(BytesMessage(b"x" * (4 * 1024 * 1024 + 1)))
+    assert client.receive_data(ok) == [binary(b"x" * (4 * 1024 * 1024))]
+    assert client.receive_data(too_big) == [Error(1009)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 (limits): a frame header announcing more than max_msg_size is not "
+    "refused before its payload arrives (DESIGN §5)",
+)
+def test_frame_header_announcing_too_much_is_refused_at_once() -> None:
+    """A frame header that announces more than max_msg_size fails with 1009 before the payload."""
+    client, _ = pair(max_msg_size=1024)
+    header = frame(BINARY, b"x" * 2000)[:4]  # opcode, 126, 16-bit length 2000; no payload
+    assert client.receive_data(header) == [Error(1009)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 (limits): the number of fragments per message is not capped (DESIGN §5)",
+)
+def test_message_of_too_many_fragments_is_refused() -> None:
+    """A message of 100 000 empty fragments is refused instead of being reassembled."""
+    client, _ = pair()
+    wire = frame(BINARY, fin=False) + frame(CONT, fin=False) * 100_000 + frame(CONT)
+    [msg] = client.receive_data(wire)
+    assert msg.type is WSMsgType.ERROR
+
+
+# ---------------------------------------------------------------------------------------------
+# ping and pong
+
+
+def test_ping_is_answered_from_the_outbox() -> None:
+    """With autoping, an incoming ping is answered with a pong carrying the same payload."""
+    client, server = pair()
+    assert client.receive_data(server.send(Ping(b"hb"))) == []
+    assert client.outbox_size > 0
+    assert server_gets(client, server) == [Pong(payload=b"hb")]
+
+
+def test_pong_is_swallowed_with_autoping() -> None:
+    """With autoping, a pong is not delivered and not answered."""
+    client, server = pair()
+    assert client.receive_data(server.send(Pong(b"hb"))) == []
+    assert client.data_to_send() == b""
+
+
+def test_ping_and_pong_are_delivered_without_autoping() -> None:
+    """Without autoping, PING and PONG are delivered and nothing is answered."""
+    client, server = pair(autoping=False)
+    data = server.send(Ping(b"a")) + server.send(Pong(b"b"))
+    assert client.receive_data(data) == [
+        WSMessage(WSMsgType.PING, b"a", None),
+        WSMessage(WSMsgType.PONG, b"b", None),
+    ]
+    assert client.data_to_send() == b""
+
+
+def test_no_pong_after_local_close() -> None:
+    """A ping that arrives after our close frame is not answered (nothing follows a close)."""
+    client, server = pair()
+    assert client.send_close()
+    closing = client.data_to_send()
+    assert client.receive_data(server.send(Ping(b"late"))) == []
+    assert client.data_to_send() == b""
+    server.receive_data(closing)
+    assert list(server.events()) == [CloseConnection(code=1000, reason="")]
+
+
+def test_outbox_keeps_call_order() -> None:
+    """Frames from sends and from automatic answers leave in the order they were produced."""
+    client, server = pair()
+    client.send_text("one")
+    client.receive_data(server.send(Ping(b"p")))
+    client.send_bytes(bytearray(b"two"))
+    client.send_ping(b"q")
+    assert server_gets(client, server) == [
+        TextMessage("one"),
+        Pong(payload=b"p"),
+        BytesMessage(b"two"),
+        Ping(payload=b"q"),
+    ]
+
+
+def test_data_to_send_drains_the_outbox() -> None:
+    """data_to_send() returns the outbox once, joined, and outbox_size follows it."""
+    client, server = pair()
+    assert (client.data_to_send(), client.outbox_size) == (b"", 0)
+    client.send_bytes(b"a")
+    one = client.outbox_size
+    client.send_bytes(memoryview(b"b"))
+    assert client.outbox_size == 2 * one
+    data = client.data_to_send()
+    assert (len(data), client.outbox_size, client.data_to_send()) == (2 * one, 0, b"")
+    server.receive_data(data)
+    assert list(server.events()) == [BytesMessage(b"a"), BytesMessage(b"b")]
+
+
+# ---------------------------------------------------------------------------------------------
+# the server's close frame
+
+
+def test_server_close_is_echoed_with_autoclose() -> None:
+    """With autoclose, the server's close is delivered as CLOSE and echoed with its code."""
+    client, server = pair()
+    data = server.send(CloseConnection(code=1001, reason="bye ☃"))
+    assert client.receive_data(data) == [close_msg(1001, "bye ☃")]
+    assert (client.close_code, client.close_reason) == (1001, "bye ☃")
+    assert (client.local_closed, client.remote_closed, client.handshake_complete) == (
+        True,
+        True,
+        True,
+    )
+    assert server_gets(client, server) == [CloseConnection(code=1001, reason="")]
+
+
+@pytest.mark.parametrize("code", [1000, 1003, 1007, 1011, 1013, 3000, 4999])
+def test_server_close_code_is_echoed(code: int) -> None:
+    """Any valid code the server sends is echoed back as it is."""
+    client, server = pair()
+    assert client.receive_data(server.send(CloseConnection(code=code))) == [close_msg(code)]
+    assert server_gets(client, server) == [CloseConnection(code=code, reason="")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 (conformance): a server close with 1014 (Bad Gateway, which send_close "
+    "accepts) fails the connection with 1002: wsproto's CloseReason has no 1014 and calls "
+    "it an unknown reserved code",
+)
+def test_server_close_1014_is_delivered() -> None:
+    """1014 is a registered close code: the server may send it like 1011."""
+    client, _ = pair()
+    assert client.receive_data(frame(CLOSE, close_payload(1014))) == [close_msg(1014)]
+
+
+def test_empty_server_close_is_echoed_empty() -> None:
+    """A close frame without a code is delivered as 1005 and echoed with an empty payload."""
+    client, server = pair()
+    assert client.receive_data(frame(CLOSE)) == [close_msg(1005)]
+    assert client.close_code == 1005
+    assert server_gets(client, server) == [CloseConnection(code=1005, reason="")]
+
+
+def test_empty_server_close_is_delivered_as_1005() -> None:
+    """A close frame without a code is delivered as CLOSE 1005 with an empty reason."""
+    client, _ = pair()
+    assert client.receive_data(frame(CLOSE)) == [close_msg(1005)]
+    assert (client.close_code, client.close_reason) == (1005, "")
+
+
+def test_server_close_is_not_echoed_without_autoclose() -> None:
+    """Without autoclose, CLOSE is delivered and the application answers with send_close()."""
+    client, server = pair(autoclose=False)
+    assert client.receive_data(server.send(CloseConnection(code=1001))) == [close_msg(1001)]
+    assert client.data_to_send() == b""
+    assert (client.is_open, client.local_closed, client.handshake_complete) == (
+        False,
+        False,
+        False,
+    )
+    with pytest.raises(WSClosedError):
+        client.send_text("too late")
+    assert client.send_close(3001, "ok") is True
+    assert client.handshake_complete
+    assert server_gets(client, server) == [CloseConnection(code=3001, reason="ok")]
+    assert client.close_code == 1001
+
+
+def test_server_reply_to_our_close_completes_the_handshake() -> None:
+    """Our close, then the server's: the close code is the server's and nothing is echoed."""
+    client, server = pair()
+    assert client.send_close(1000, "done")
+    assert (client.is_open, client.handshake_complete) == (False, False)
+    assert server_gets(client, server) == [CloseConnection(code=1000, reason="done")]
+    assert client.receive_data(server.send(CloseConnection(code=1001, reason="ack"))) == [
+        close_msg(1001, "ack")
+    ]
+    assert (client.close_code, client.close_reason, client.handshake_complete) == (
+        1001,
+        "ack",
+        True,
+    )
+    assert client.data_to_send() == b""
+
+
+def test_bytes_after_close_frame_are_dropped() -> None:
+    """Nothing after the server's close frame is parsed, in the same chunk or later."""
+    client, _ = pair(autoping=False)
+    data = frame(CLOSE, close_payload(1000)) + frame(TEXT, b"after") + frame(PING, b"x")
+    assert client.receive_data(data) == [close_msg(1000)]
+    assert client.receive_data(frame(TEXT, b"later")) == []
+
+
+def test_close_during_fragmented_message_drops_the_fragments() -> None:
+    """A close frame in the middle of a fragmented message: CLOSE only, the fragment is lost."""
+    client, _ = pair()
+    data = frame(TEXT, b"part", fin=False) + frame(CLOSE, close_payload(1001))
+    assert client.receive_data(data) == [close_msg(1001)]
+
+
+# ---------------------------------------------------------------------------------------------
+# end of file
+
+
+def test_eof_without_close_frame_is_1006() -> None:
+    """EOF without a close frame: close code 1006, no message, nothing parsed afterwards."""
+    client, server = pair()
+    assert client.receive_data(frame(TEXT, b"par", fin=False)) == []
+    assert client.receive_eof() == []
+    assert (client.eof, client.close_code, client.close_reason) == (True, 1006, None)
+    assert (client.is_open, client.handshake_complete) == (False, True)
+    assert client.receive_data(server.send(TextMessage("after"))) == []
+    assert client.receive_eof() == []
+    assert client.close_code == 1006
+
+
+def test_eof_after_close_frame_keeps_the_servers_code() -> None:
+    """EOF after the server's close frame keeps the server's code."""
+    client, server = pair()
+    client.receive_data(server.send(CloseConnection(code=1001, reason="bye")))
+    assert client.receive_eof() == []
+    assert (client.close_code, client.close_reason) == (1001, "bye")
+
+
+def test_eof_after_failure_keeps_the_failure_code() -> None:
+    """EOF after a protocol violation keeps the violation's code."""
+    client, _ = pair()
+    failed(client)
+    client.receive_eof()
+    assert client.close_code == 1002
+
+
+def test_eof_after_our_close_is_1006() -> None:
+    """Our close frame sent, EOF before the server's: 1006."""
+    client, _ = pair()
+    client.send_close()
+    client.receive_eof()
+    assert client.close_code == 1006
+
+
+# ---------------------------------------------------------------------------------------------
+# protocol violations by the server
+
+
+@pytest.mark.parametrize(
+    ("wire", "code"),
+    [
+        pytest.param(frame(0x3, b"x"), 1002, id="reserved-data-opcode"),
+        pytest.param(frame(0xB), 1002, id="reserved-control-opcode"),
+        pytest.param(frame(TEXT, b"x", rsv1=True), 1002, id="rsv1-without-extension"),
+        pytest.param(frame(TEXT, b"x", rsv2=True), 1002, id="rsv2"),
+        pytest.param(frame(BINARY, b"x", rsv3=True), 1002, id="rsv3"),
+        pytest.param(frame(TEXT, b"masked", masked=True), 1002, id="masked-frame"),
+        pytest.param(frame(TEXT, b"\xff"), 1007, id="invalid-utf8"),
+        pytest.param(frame(TEXT, b"\xc3", fin=False) + frame(CONT, b"("), 1007, id="utf8-split"),
+        pytest.param(frame(TEXT, b"\xe2\x98", fin=True), 1007, id="truncated-utf8"),
+        pytest.param(frame(PING, b"x", fin=False), 1002, id="fragmented-ping"),
+        pytest.param(frame(CLOSE, close_payload(1000), fin=False), 1002, id="fragmented-close"),
+        pytest.param(bytes([0x89, 126, 0, 126]) + b"x" * 126, 1002, id="ping-over-125"),
+        pytest.param(frame(CONT, b"x"), 1002, id="continuation-without-start"),
+        pytest.param(frame(TEXT, b"a", fin=False) + frame(TEXT, b"b"), 1002, id="text-in-text"),
+        pytest.param(bytes([0x82, 126, 0, 5]) + b"12345", 1002, id="non-minimal-length"),
+        pytest.param(bytes([0x82, 127]) + struct.pack("!Q", 1 << 63), 1002, id="length-msb"),
+        pytest.param(frame(CLOSE, b"\x03"), 1002, id="close-one-byte"),
+        pytest.param(frame(CLOSE, close_payload(999)), 1002, id="close-999"),
+        pytest.param(frame(CLOSE, close_payload(1004)), 1002, id="close-1004"),
+        pytest.param(frame(CLOSE, close_payload(1005)), 1002, id="close-1005"),
+        pytest.param(frame(CLOSE, close_payload(1006)), 1002, id="close-1006"),
+        pytest.param(frame(CLOSE, close_payload(1015)), 1002, id="close-1015"),
+        pytest.param(frame(CLOSE, close_payload(2999)), 1002, id="close-2999"),
+        pytest.param(frame(CLOSE, close_payload(5000)), 1002, id="close-5000"),
+        pytest.param(frame(CLOSE, close_payload(1000, b"\xff")), 1007, id="close-reason-utf8"),
+    ],
+)
+def test_protocol_violation_fails_with_the_right_code(wire: bytes, code: int) -> None:
+    """A violation: ERROR with the code, our close frame with it queued, later input dropped."""
+    client, server = pair()
+    msgs = client.receive_data(wire)
+    assert msgs == [Error(code)]
+    assert msgs[0].data is client.failure
+    assert str(client.failure).startswith("the server violated the WebSocket protocol: ")
+    assert (client.close_code, client.close_reason, client.is_open) == (code, None, False)
+    assert server_gets(client, server) == [CloseConnection(code=code, reason="")]
+    assert client.receive_data(frame(TEXT, b"after")) == []
+    assert client.data_to_send() == b""
+
+
+def test_messages_before_a_violation_are_delivered() -> None:
+    """Messages complete before the violating frame are returned ahead of the ERROR."""
+    client, _ = pair()
+    wire = frame(TEXT, b"ok") + frame(0x3) + frame(TEXT, b"dropped")
+    assert client.receive_data(wire) == [text("ok"), Error(1002)]
+
+
+def test_violation_after_our_close_sends_no_second_close() -> None:
+    """A violation after our close frame: ERROR and its code, but no second close frame."""
+    client, server = pair()
+    client.send_close(1000)
+    assert server_gets(client, server) == [CloseConnection(code=1000, reason="")]
+    assert client.receive_data(frame(TEXT, b"\xff")) == [Error(1007)]
+    assert client.close_code == 1007
+    assert client.data_to_send() == b""
+
+
+def test_unexpected_exception_inside_wsproto_is_a_1002_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anything wsproto raises while parsing is treated as the server's violation (1002)."""
+    client, server = pair()
+
+    def boom() -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(client._conn, "events", boom)
+    msgs = client.receive_data(b"\x81\x00")
+    assert msgs == [Error(1002)]
+    assert "RuntimeError('boom')" in str(client.failure)
+    assert server_gets(client, server) == [CloseConnection(code=1002, reason="")]
+
+
+# ---------------------------------------------------------------------------------------------
+# sending
+
+
+@pytest.mark.parametrize(
+    ("opcode", "payload", "event"),
+    [
+        (WSMsgType.TEXT, "☃".encode(), TextMessage("☃")),
+        (1, b"plain", TextMessage("plain")),
+        (WSMsgType.BINARY, b"\xff\x00", BytesMessage(b"\xff\x00")),
+        (WSMsgType.PING, b"p", Ping(payload=b"p")),
+        (WSMsgType.PONG, b"q", Pong(payload=b"q")),
+        (0xA, b"x" * 125, Pong(payload=b"x" * 125)),
+    ],
+)
+def test_send_frame_sends_one_frame_of_each_data_and_control_opcode(
+    opcode: int, payload: bytes, event: Event
+) -> None:
+    """send_frame() sends TEXT, BINARY, PING and PONG frames with the payload as given."""
+    client, server = pair()
+    client.send_frame(payload, opcode)
+    assert server_gets(client, server) == [event]
+
+
+@pytest.mark.parametrize("opcode", [0, 3, 7, 8, 0xB, 0xF, -1, 0x100, WSMsgType.CLOSE])
+def test_send_frame_refuses_other_opcodes(opcode: int) -> None:
+    """send_frame() refuses CONTINUATION, CLOSE, reserved and non-wire opcodes."""
+    client, _ = pair()
+    with pytest.raises(InvalidArgument, match="cannot send opcode"):
+        client.send_frame(b"", opcode)
+    assert client.data_to_send() == b""
+
+
+def test_send_frame_refuses_text_that_is_not_utf8() -> None:
+    """A TEXT frame whose payload is not UTF-8 is refused before anything is queued."""
+    client, _ = pair()
+    with pytest.raises(InvalidArgument, match="UTF-8") as info:
+        client.send_frame(b"\xff", WSMsgType.TEXT)
+    assert isinstance(info.value.__cause__, UnicodeDecodeError)
+    assert client.data_to_send() == b""
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda c: c.send_ping(b"x" * 126),
+        lambda c: c.send_pong(b"x" * 126),
+        lambda c: c.send_frame(b"x" * 126, WSMsgType.PING),
+        lambda c: c.send_frame(b"x" * 126, WSMsgType.PONG),
+    ],
+)
+def test_control_payload_over_125_bytes_is_refused(send: Any) -> None:
+    """PING and PONG payloads over 125 bytes raise InvalidArgument."""
+    client, _ = pair()
+    with pytest.raises(InvalidArgument, match="125 bytes"):
+        send(client)
+    assert client.data_to_send() == b""
+
+
+def test_ping_and_pong_with_empty_payload() -> None:
+    """send_ping() and send_pong() default to an empty payload."""
+    client, server = pair()
+    client.send_ping()
+    client.send_pong()
+    assert server_gets(client, server) == [Ping(payload=b""), Pong(payload=b"")]
+
+
+SENDS = [
+    pytest.param(lambda c: c.send_text("x"), id="send_text"),
+    pytest.param(lambda c: c.send_bytes(b"x"), id="send_bytes"),
+    pytest.param(lambda c: c.send_frame(b"x", WSMsgType.TEXT), id="send_frame-text"),
+    pytest.param(lambda c: c.send_frame(b"x", WSMsgType.BINARY), id="send_frame-binary"),
+    pytest.param(lambda c: c.send_frame(b"x", WSMsgType.PING), id="send_frame-ping"),
+    pytest.param(lambda c: c.send_ping(b"x"), id="send_ping"),
+    pytest.param(lambda c: c.send_pong(b"x"), id="send_pong"),
+]
+STATES = [
+    pytest.param(lambda c: c.send_close(), id="local-close"),
+    pytest.param(closed_by_server, id="remote-close"),
+    pytest.param(failed, id="failed"),
+    pytest.param(lambda c: c.receive_eof(), id="eof"),
+]
+
+
+@pytest.mark.parametrize("close", STATES)
+@pytest.mark.parametrize("send", SENDS)
+def test_sends_after_close_raise_closed_error(send: Any, close: Any) -> None:
+    """After our close, the server's close, a violation or EOF, every send raises WSClosedError."""
+    client, _ = pair(autoclose=False)
+    close(client)
+    client.data_to_send()
+    assert not client.is_open
+    with pytest.raises(WSClosedError, match="closing or closed"):
+        send(client)
+    assert client.data_to_send() == b""
+
+
+# ---------------------------------------------------------------------------------------------
+# our close frame
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1010, 1014, 3000, 3999, 4000, 4999])
+def test_send_close_sends_a_valid_code(code: int) -> None:
+    """Codes RFC 6455 allows an endpoint to send are sent as given, with the reason."""
+    client, _ = pair()
+    assert client.send_close(code, "why") is True
+    assert client_frame(client.data_to_send()) == (CLOSE, close_payload(code, b"why"))
+
+
+@pytest.mark.parametrize(
+    "code", [999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 0, -1, True, False]
+)
+def test_send_close_refuses_codes_that_may_not_be_sent(code: int) -> None:
+    """Reserved, local-only and out-of-range codes (and bools) raise InvalidArgument."""
+    client, _ = pair()
+    with pytest.raises(InvalidArgument):
+        client.send_close(code)
+    assert (client.local_closed, client.data_to_send()) == (False, b"")
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (1000.0, "must be an int, not float"),
+        ("1000", "must be an int, not str"),
+        (True, "must be an int, not bool"),
+        (1005, "close code 1005 may not be sent"),
+    ],
+)
+def test_check_close_code_says_what_is_wrong(code: Any, message: str) -> None:
+    """check_close_code() names the type or the code it refuses."""
+    with pytest.raises(InvalidArgument, match=message):
+        check_close_code(code)
+
+
+def test_close_reason_is_at_most_123_bytes_of_utf8() -> None:
+    """A reason of 123 UTF-8 bytes is sent; 124 bytes (fewer characters) raise InvalidArgument."""
+    client, server = pair()
+    with pytest.raises(InvalidArgument, match="123 bytes"):
+        client.send_close(1000, "é" * 62)
+    assert not client.local_closed
+    reason = "é" * 61 + "a"
+    assert client.send_close(1000, reason)
+    assert server_gets(client, server) == [CloseConnection(code=1000, reason=reason)]
+
+
+def test_send_close_without_reason_sends_only_the_code() -> None:
+    """The default close frame carries 1000 and no reason."""
+    client, _ = pair()
+    assert client.send_close()
+    assert client_frame(client.data_to_send()) == (CLOSE, close_payload(1000))
+
+
+def test_send_close_returns_false_the_second_time() -> None:
+    """send_close() queues one close frame; a second call returns False and queues nothing."""
+    client, server = pair()
+    assert client.send_close(1000) is True
+    assert client.send_close(1001) is False
+    assert server_gets(client, server) == [CloseConnection(code=1000, reason="")]
+
+
+def test_send_close_still_validates_the_second_time() -> None:
+    """An invalid code raises even when a close frame was already sent."""
+    client, _ = pair()
+    client.send_close()
+    with pytest.raises(InvalidArgument):
+        client.send_close(1006)
+
+
+@pytest.mark.parametrize(
+    ("setup", "returns"),
+    [
+        pytest.param(lambda c: c.receive_data(frame(CLOSE)), False, id="echoed"),
+        pytest.param(failed, False, id="failed"),
+        pytest.param(lambda c: c.receive_eof(), True, id="eof"),
+    ],
+)
+def test_send_close_in_other_states_queues_nothing(setup: Any, returns: bool) -> None:
+    """After autoclose or a violation our close was already queued; after EOF nobody listens."""
+    client, _ = pair()
+    setup(client)
+    client.data_to_send()
+    assert client.send_close() is returns
+    assert client.local_closed
+    assert client.data_to_send() == b""
+    assert client.send_close() is False
+
+
+# ---------------------------------------------------------------------------------------------
+# permessage-deflate
+
+
+def deflate_pair(**params: Any) -> tuple[ClientProtocol, Connection]:
+    """Both sides with permessage-deflate enabled on the same parameters, as _handshake does."""
+    client_ext = PerMessageDeflate(**params)
+    client_ext.finalize(client_ext.name)
+    server_ext = PerMessageDeflate(**params)
+    server_ext.finalize(server_ext.name)
+    return (
+        ClientProtocol(extensions=[client_ext], max_msg_size=100_000),
+        Connection(ConnectionType.SERVER, extensions=[server_ext]),
+    )
+
+
+DEFLATE_PARAMS = [
+    {},
+    {"client_no_context_takeover": True, "server_no_context_takeover": True},
+    {"client_max_window_bits": 9, "server_max_window_bits": 10},
+]
+
+
+@pytest.mark.parametrize("params", DEFLATE_PARAMS)
+def test_permessage_deflate_round_trip(params: dict[str, Any]) -> None:
+    """Compressed messages flow both ways, across several messages and fragments."""
+    client, server = deflate_pair(**params)
+    words = "compress me " * 200
+    for _ in range(3):
+        wire = server.send(TextMessage(words)) + server.send(BytesMessage(words.encode()))
+        assert wire[0] & 0x40  # RSV1: the frame really is compressed
+        assert len(wire) < len(words)
+        assert client.receive_data(wire) == [text(words), binary(words.encode())]
+        client.send_text(words)
+        client.send_bytes(words.encode())
+        out = client.data_to_send()
+        assert out[0] & 0x40
+        server.receive_data(out)
+        assert list(server.events()) == [TextMessage(words), BytesMessage(words.encode())]
+    fragments = server.send(TextMessage("a" * 500, message_finished=False)) + server.send(
+        TextMessage("b" * 500)
+    )
+    assert client.receive_data(fragments) == [text("a" * 500 + "b" * 500)]
+
+
+def test_max_msg_size_counts_decompressed_bytes() -> None:
+    """A small compressed frame that inflates past max_msg_size fails with 1009."""
+    client, server = deflate_pair()
+    wire = server.send(BytesMessage(b"\x00" * 100_001))
+    assert len(wire) < 1000
+    assert client.receive_data(wire) == [Error(1009)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 (limits): inflate is not bounded by max_msg_size (DESIGN §5): wsproto "
+    "decompresses the whole frame before the size check",
+)
+def test_compression_bomb_is_not_inflated_past_the_limit() -> None:
+    """A 20 KB frame that would inflate to 20 MB never costs much more than max_msg_size."""
+    client, server = deflate_pair()
+    wire = server.send(BytesMessage(b"\x00" * 20_000_000))
+    tracemalloc.start()
+    try:
+        assert client.receive_data(wire) == [Error(1009)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("wire", "code"),
+    [
+        pytest.param(frame(PING, b"x", rsv1=True), 1002, id="rsv1-on-control-frame"),
+        pytest.param(frame(BINARY, b"\xff\xff\xff", rsv1=True), 1007, id="not-deflate-data"),
+    ],
+)
+def test_permessage_deflate_violations(wire: bytes, code: int) -> None:
+    """RSV1 on a control frame and undecodable compressed data fail the connection."""
+    client, server = deflate_pair()
+    assert client.receive_data(wire) == [Error(code)]
+    assert server_gets(client, server) == [CloseConnection(code=code, reason="")]
+
+
+# ---------------------------------------------------------------------------------------------
+# state
+
+
+def test_fresh_core_is_open() -> None:
+    """A new core is open, with no close code, failure or pending output."""
+    client, _ = pair()
+    assert (client.is_open, client.handshake_complete, client.close_code, client.failure) == (
+        True,
+        False,
+        None,
+        None,
+    )
+    assert (client.local_closed, client.remote_closed, client.eof, client.outbox_size) == (
+        False,
+        False,
+        False,
+        0,
+    )
