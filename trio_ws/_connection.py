@@ -83,6 +83,8 @@ QUEUE_HIGH_BYTES: Final = 1024 * 1024
 #: A sender may append to an outbox being flushed by another task while it holds fewer bytes.
 OUTBOX_HIGH_WATER: Final = 64 * 1024
 
+#: The bound on the shielded close after an exception when ``ws_close`` is ``None``.
+SHIELDED_CLOSE_LIMIT: Final = 10.0
 #: How long a cancelled connection may spend sending its 1001 close frame.
 GOING_AWAY_GRACE: Final = 1.0
 
@@ -542,7 +544,12 @@ class ClientWebSocket:
             return
         cancelled = isinstance(exc, (trio.Cancelled, KeyboardInterrupt))
         code = WSCloseCode.GOING_AWAY if cancelled else WSCloseCode.INTERNAL_ERROR
-        with trio.CancelScope(shield=True):
+        # A shielded wait cannot be cancelled, so it is bounded even with ws_close=None.
+        limit = self._timeout.ws_close
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + (
+                limit if limit is not None else SHIELDED_CLOSE_LIMIT
+            )
             await self.close(code=code)
 
     async def __aenter__(self) -> ClientWebSocket:

@@ -94,8 +94,9 @@ class ClientWSTimeout:
         ws_receive: how long :meth:`ClientWebSocket.receive` waits for a message when it is not
             given a ``timeout`` of its own. Expiry raises :class:`WSTimeoutError` and leaves the
             connection usable.
-        ws_close: one deadline for the whole closing handshake (sending our close frame, the
-            server's close frame and the end of the TCP stream).
+        ws_close: one deadline for :meth:`ClientWebSocket.close`: sending our close frame and
+            receiving the server's. After the server's close frame (or a protocol failure), the
+            client also waits at most this long for the server to close TCP.
     """
 
     ws_receive: float | None = attrs.field(default=None, validator=_check_timeout)

@@ -1,0 +1,40 @@
+"""Development sessions. ``nox`` runs tests, lint, typecheck and docs; ``nox -s NAME`` one."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.default_venv_backend = "venv"
+
+# The same command as the README and .ci/run; extra arguments go to pytest (nox -s tests -- -x).
+PYTEST = ["python", "-m", "pytest", "--cov=trio_ws", "--cov-branch", "--cov-report=term-missing"]
+LINTED = ["trio_ws", "tests", "noxfile.py", "docs/conf.py"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite with branch coverage."""
+    session.install("-e", ".[test]")
+    session.run(*PYTEST, *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Run ruff check (no formatter check, to avoid format fights)."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", *(session.posargs or LINTED))
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict on the package."""
+    session.install("-e", ".[lint]")
+    session.run("mypy", "--strict", *(session.posargs or ["trio_ws"]))
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs (extra arguments go to sphinx-build); any warning fails the build."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", *session.posargs, "docs", "docs/_build/html")
