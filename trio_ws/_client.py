@@ -129,7 +129,10 @@ async def _connect(
             if opened is None:
                 opened = await open_stream(target, ssl=ssl, server_hostname=server_hostname)
             await _handshake(opened, hs)
-        if scope.cancelled_caught:
+        if scope.cancelled_caught and hs.in_body:
+            # The server refused in time; only its body was slow. Report the refusal.
+            hs.finish_body()
+        elif scope.cancelled_caught:
             raise ConnectTimeoutError(  # noqa: TRY301 - the except clause only closes the stream
                 f"connecting to {target.url} took longer than connect_timeout={connect_timeout} s"
             )

@@ -223,11 +223,14 @@ class ClientWebSocket:
 
         ``peername``, ``sockname``, ``socket`` (the trio socket), ``ssl_object`` (the
         ``trio.SSLStream``, which forwards the ``SSLObject`` methods), ``peercert``,
-        ``cipher``, ``response_headers`` (the upgrade response's headers); ``default`` when
+        ``cipher``, ``response_headers`` (the upgrade response's headers), ``subprotocol``
+        (as :attr:`protocol`); ``default`` when
         the connection has no such thing.
         """
         if name == "response_headers":
             return list(self._negotiated.response_headers)
+        if name == "subprotocol":
+            return self._negotiated.subprotocol
         return extra_info(self._stream, name, default)
 
     # ----------------------------------------------------------------------------------------
