@@ -497,3 +497,113 @@ async def test_violation_while_a_sender_takes_the_lock(
         assert isinstance(event, CloseConnection)
         assert event.code == 1002
         await peer.stream.aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+# failures of the transport and of trio_ws itself
+
+
+async def test_send_frame_checks_its_arguments(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """send_frame() refuses a non-bytes payload or a non-int opcode and stays usable."""
+    async with open_pair(nursery) as (ws, peer):
+        with pytest.raises(trio_ws.WSMessageTypeError):
+            await ws.send_frame("text", WSMsgType.TEXT)  # type: ignore[arg-type]
+        with pytest.raises(trio_ws.InvalidArgument):
+            await ws.send_frame(b"x", "TEXT")  # type: ignore[arg-type]
+        await ws.send_frame(b"ok", WSMsgType.TEXT)
+        assert await peer.next_event() == TextMessage(data="ok")
+
+
+async def test_broken_send_side_is_a_connection_error(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """send_all failing (peer gone) raises WSClosedError; exception() is a WSConnectionError."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.stream.receive_stream.aclose()  # the peer stops reading; its end is gone
+        with pytest.raises(WSClosedError) as info:
+            await ws.send_str("lost")
+        assert isinstance(info.value.__cause__, trio_ws.WSConnectionError)
+        assert isinstance(ws.exception(), trio_ws.WSConnectionError)
+        assert ws.close_code == 1006
+        assert (await ws.receive()).type is WSMsgType.ERROR
+        assert await ws.close() is False
+
+
+async def test_close_with_a_broken_send_side_returns_true(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """close() whose close frame cannot be sent still closes and returns True, code 1006."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.stream.receive_stream.aclose()
+        assert await ws.close() is True
+        assert ws.close_code == 1006
+        assert isinstance(ws.exception(), trio_ws.WSConnectionError)
+
+
+async def test_blocked_send_fails_cleanly_when_close_gives_up(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """A send blocked in send_all when close() times out raises WSClosedError, not trio's error."""
+    options = {"lockstep": True, "timeout": ClientWSTimeout(ws_close=2)}
+    async with open_pair(nursery, **options) as (ws, _peer):
+        errors: list[BaseException] = []
+
+        async def sender() -> None:
+            try:
+                await ws.send_bytes(b"b" * 100_000)
+            except WSClosedError as exc:
+                errors.append(exc)
+
+        nursery.start_soon(sender)
+        await trio.testing.wait_all_tasks_blocked()
+        assert await ws.close() is True
+        assert trio.current_time() == 2
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(errors) == 1
+
+
+async def test_connection_as_its_own_context_manager(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """``async with ws`` (after connect_ws) closes with 1000, or 1011 after an exception."""
+    async with open_pair(nursery) as (ws, peer):
+        async with ws as same:
+            assert same is ws
+        close = await peer.expect_close()
+        assert close.code == 1000
+    async with open_pair(nursery, timeout=ClientWSTimeout(ws_close=0.5)) as (ws, peer):
+        with pytest.raises(KeyError):
+            async with ws:
+                raise KeyError("x")
+        assert (await peer.expect_close()).code == 1011
+
+
+async def test_bug_in_the_reader_surfaces_as_one_error(
+    open_pair: OpenPair, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception in the reader becomes exception(), ERROR and code 1006."""
+    async with open_pair(nursery) as (ws, peer):
+
+        def broken(data: bytes) -> list[object]:
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(ws._core, "receive_data", broken)
+        await peer.send(TextMessage(data="boom"))
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.ERROR
+        assert isinstance(msg.data, trio_ws.WSError)
+        assert isinstance(msg.data.__cause__, RuntimeError)
+        assert ws.close_code == 1006
+
+
+async def test_heartbeat_stops_after_the_server_closed(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """Without autoclose, after the server's close frame the heartbeat sends no more pings."""
+    async with open_pair(nursery, heartbeat=5, autoclose=False) as (ws, peer):
+        await peer.send(CloseConnection(code=1000))
+        assert (await ws.receive()).type is WSMsgType.CLOSE
+        await trio.sleep(100)
+        assert ws.exception() is None
+        assert await ws.close() is True
+        assert (await peer.expect_close()).code == 1000

@@ -632,8 +632,10 @@ class ClientWebSocket:
                 if not closing:
                     self._queue.append(msg)
                 self._input_done.set()
-                if not closing and self._timeout.ws_close is not None:
-                    # Wait for the server to close TCP, but not for ever (RFC 6455 §7.1.1).
+                if not closing and self._core.local_closed and self._timeout.ws_close is not None:
+                    # Both close frames are out (autoclose, or our 1002/1007/... after a
+                    # violation): wait for the server to close TCP, but not for ever (RFC 6455
+                    # §7.1.1). Without autoclose the application's close() sets its own deadline.
                     self._reader_scope.deadline = min(
                         self._reader_scope.deadline,
                         trio.current_time() + self._timeout.ws_close,
