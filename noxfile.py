@@ -20,6 +20,21 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """Run the property tests of tests/test_fuzz.py with the big Hypothesis profile (minutes)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_fuzz.py",
+        "--hypothesis-show-statistics",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "fuzz"},
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Run ruff check (no formatter check, to avoid format fights)."""
     session.install("-e", ".[lint]")

@@ -621,12 +621,6 @@ async def test_compressed_message_above_max_msg_size_fails_with_1009() -> None:
     assert_failed(msgs, ws, close, 1009)
 
 
-@pytest.mark.xfail(
-    reason="issue 3 (limits): inflate is unbounded (wsproto's PerMessageDeflate has no "
-    "max_length), so one small frame expands fully in memory before max_msg_size is checked "
-    "(DESIGN §5)",
-    strict=True,
-)
 async def test_decompression_bomb_is_refused_without_inflating_it() -> None:
     """A deflate bomb fails with 1009 while peak memory stays far below its inflated size."""
     bomb = frame(OP_BINARY, deflate(b"\0" * (16 << 20)), rsv=4)
@@ -645,11 +639,6 @@ async def test_decompression_bomb_is_refused_without_inflating_it() -> None:
     assert peak < 8 << 20, f"peak {peak / 2**20:.0f} MiB while refusing a 16 MiB message"
 
 
-@pytest.mark.xfail(
-    reason="issue 3 (limits): a frame header announcing more than max_msg_size is not "
-    "refused before its payload arrives (DESIGN §5); the client waits for max_msg_size bytes first",
-    strict=True,
-)
 async def test_frame_header_announcing_too_much_is_refused_at_once() -> None:
     """A frame header announcing more than max_msg_size fails with 1009 at once."""
     got: list[Frame | None] = []

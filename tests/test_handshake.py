@@ -15,6 +15,7 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import generate_accept_token
 
 from trio_ws import BasicAuth, InvalidArgument, WSServerHandshakeError
+from trio_ws._extensions import ClientDeflate
 from trio_ws._handshake import MAX_BODY_SIZE, MAX_HEAD_SIZE, MAX_HEADERS, ClientHandshake
 from trio_ws._protocol import ClientProtocol
 from trio_ws._url import parse_url
@@ -687,17 +688,17 @@ def test_eof_before_the_head_ends(data: bytes, message: str) -> None:
 # permessage-deflate in the response (RFC 7692)
 
 
-def negotiate(response_ext: str, **options: Any) -> PerMessageDeflate:
+def negotiate(response_ext: str, **options: Any) -> ClientDeflate:
     options.setdefault("compress", 15)
     hs = handshake(**options)
     hs.receive_data(upgrade(hs, f"Sec-WebSocket-Extensions: {response_ext}"))
     [ext] = hs.result().extensions
-    assert isinstance(ext, PerMessageDeflate)
+    assert isinstance(ext, ClientDeflate)
     assert ext.enabled()
     return ext
 
 
-def params(ext: PerMessageDeflate) -> tuple[int, bool, int, bool]:
+def params(ext: ClientDeflate) -> tuple[int, bool, int, bool]:
     return (
         ext.client_max_window_bits,
         ext.client_no_context_takeover,
@@ -730,7 +731,7 @@ def params(ext: PerMessageDeflate) -> tuple[int, bool, int, bool]:
 def test_valid_deflate_parameters(
     options: dict[str, Any], response_ext: str, expected: tuple[int, bool, int, bool]
 ) -> None:
-    """Valid RFC 7692 parameters configure an enabled PerMessageDeflate; ours fill the gaps."""
+    """Valid RFC 7692 parameters configure an enabled ClientDeflate; ours fill the gaps."""
     assert params(negotiate(response_ext, **options)) == expected
 
 

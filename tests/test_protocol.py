@@ -8,10 +8,12 @@ would never send are built by hand with :func:`frame`.
 
 from __future__ import annotations
 
+import random
 import struct
 import tracemalloc
+import zlib
 from itertools import pairwise
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from hypothesis import given, settings
@@ -21,14 +23,16 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Event,
+    Message,
     Ping,
     Pong,
     TextMessage,
 )
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 
 from trio_ws import InvalidArgument, WSClosedError, WSMessage, WSMsgType, WSProtocolError
-from trio_ws._protocol import ClientProtocol, check_close_code
+from trio_ws._extensions import ClientDeflate
+from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, check_close_code
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -291,11 +295,6 @@ def test_default_max_msg_size_is_4_mib() -> None:
     assert client.receive_data(too_big) == [Error(1009)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 (limits): a frame header announcing more than max_msg_size is not "
-    "refused before its payload arrives (DESIGN §5)",
-)
 def test_frame_header_announcing_too_much_is_refused_at_once() -> None:
     """A frame header that announces more than max_msg_size fails with 1009 before the payload."""
     client, _ = pair(max_msg_size=1024)
@@ -303,16 +302,106 @@ def test_frame_header_announcing_too_much_is_refused_at_once() -> None:
     assert client.receive_data(header) == [Error(1009)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 (limits): the number of fragments per message is not capped (DESIGN §5)",
-)
 def test_message_of_too_many_fragments_is_refused() -> None:
     """A message of 100 000 empty fragments is refused instead of being reassembled."""
     client, _ = pair()
     wire = frame(BINARY, fin=False) + frame(CONT, fin=False) * 100_000 + frame(CONT)
     [msg] = client.receive_data(wire)
     assert msg.type is WSMsgType.ERROR
+
+
+def test_header_is_refused_before_any_payload_byte_is_read() -> None:
+    """A 64-bit length far over the limit fails with 1009 on its 10-byte header alone."""
+    client, server = pair(max_msg_size=1024)
+    header = bytes([0x82, 127]) + struct.pack("!Q", 1 << 40)
+    assert client.receive_data(header) == [Error(1009)]
+    assert "a message of at least 1099511627776 bytes exceeds max_msg_size=1024" in str(
+        client.failure
+    )
+    assert server_gets(client, server) == [CloseConnection(code=1009, reason="")]
+
+
+def test_continuation_header_that_tips_the_message_over_is_refused_at_once() -> None:
+    """The size already received plus a continuation's announced length: refused on the header."""
+    client, _ = pair(max_msg_size=10)
+    assert client.receive_data(frame(TEXT, b"x" * 6, fin=False)) == []
+    assert client.receive_data(frame(CONT, b"x" * 4, fin=False)) == []  # exactly 10: fine
+    assert client.receive_data(frame(CONT, b"x")[:2]) == [Error(1009)]
+
+
+def test_header_of_exactly_max_msg_size_waits_for_its_payload() -> None:
+    """A header announcing exactly max_msg_size is accepted; the message arrives whole."""
+    client, _ = pair(max_msg_size=300)
+    wire = frame(BINARY, b"y" * 300)
+    assert client.receive_data(wire[:4]) == []
+    assert client.receive_data(wire[4:]) == [binary(b"y" * 300)]
+
+
+def fragments(n: int, *, between: bytes = b"", opcode: int = BINARY) -> bytes:
+    """One message of ``n`` one-byte frames, with ``between`` after each non-final one."""
+    wire = frame(opcode, b"a", fin=n == 1)
+    for i in range(1, n):
+        wire += between + frame(CONT, b"a", fin=i == n - 1)
+    return wire
+
+
+def test_message_of_exactly_max_fragments_is_delivered() -> None:
+    """max_fragments frames in one message are fine; one more fails with 1009 at its header."""
+    client, _ = pair(max_fragments=3)
+    assert client.receive_data(fragments(3)) == [binary(b"aaa")]
+    too_many = fragments(4)
+    assert client.receive_data(too_many[:-3]) == []
+    assert client.receive_data(too_many[-3:-1]) == [Error(1009)]  # the 4th header alone
+    assert "a message of more than 3 fragments (max_fragments=3)" in str(client.failure)
+
+
+def test_control_frames_between_fragments_are_not_counted() -> None:
+    """Pings and pongs between fragments do not count towards max_fragments."""
+    client, server = pair(max_fragments=3)
+    wire = fragments(3, between=frame(PING, b"p") + frame(PONG))
+    assert client.receive_data(wire) == [binary(b"aaa")]
+    assert server_gets(client, server) == [Pong(payload=b"p"), Pong(payload=b"p")]
+
+
+def test_fragment_count_restarts_with_each_message() -> None:
+    """max_fragments bounds each message, not the connection."""
+    client, _ = pair(max_fragments=3)
+    wire = fragments(3, opcode=TEXT) * 5 + frame(BINARY, b"whole")
+    assert client.receive_data(wire) == [text("aaa")] * 5 + [binary(b"whole")]
+
+
+def test_max_fragments_zero_is_unlimited() -> None:
+    """max_fragments=0 lets any number of fragments through, more than the default too."""
+    client, _ = pair(max_fragments=0)
+    wire = frame(BINARY, fin=False) + frame(CONT, fin=False) * DEFAULT_MAX_FRAGMENTS + frame(CONT)
+    assert client.receive_data(wire) == [binary(b"")]
+
+
+def test_default_max_fragments_lets_autobahn_9_3_1_through() -> None:
+    """The default (100,000) admits Autobahn case 9.3.1: a 4 MiB message in 64-byte fragments
+    and an empty final one, 65,537 frames."""
+    assert DEFAULT_MAX_FRAGMENTS == 100_000
+    client, _ = pair()
+    chunk = b"*" * 64
+    wire = frame(TEXT, chunk, fin=False) + frame(CONT, chunk, fin=False) * 65_535 + frame(CONT)
+    assert client.receive_data(wire) == [text("*" * 4 * 1024 * 1024)]
+
+
+@pytest.mark.parametrize(("opcode", "payload"), [(TEXT, b"t" * 4096), (BINARY, b"\x00" * 4096)])
+def test_reassembly_memory_stays_near_the_message_size(opcode: int, payload: bytes) -> None:
+    """A message trickled in one byte at a time costs about its size, not an object a byte."""
+    client, _ = pair()
+    wire = frame(opcode, payload[:100], fin=False) + frame(CONT, payload[100:])
+    got: list[WSMessage] = []
+    tracemalloc.start()
+    try:
+        for i in range(len(wire)):
+            got += client.receive_data(wire[i : i + 1])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [m.data for m in got] == [payload.decode() if opcode == TEXT else payload]
+    assert peak < 64 * 1024  # a list of 4096 one-byte pieces alone would be ~200 KB
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,16 +500,43 @@ def test_server_close_code_is_echoed(code: int) -> None:
     assert server_gets(client, server) == [CloseConnection(code=code, reason="")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 (conformance): a server close with 1014 (Bad Gateway, which send_close "
-    "accepts) fails the connection with 1002: wsproto's CloseReason has no 1014 and calls "
-    "it an unknown reserved code",
-)
 def test_server_close_1014_is_delivered() -> None:
     """1014 is a registered close code: the server may send it like 1011."""
     client, _ = pair()
     assert client.receive_data(frame(CLOSE, close_payload(1014))) == [close_msg(1014)]
+
+
+@pytest.mark.parametrize(
+    "code", [1000, 1001, 1002, 1003, *range(1007, 1015), 3000, 3999, 4000, 4999]
+)
+def test_every_valid_close_code_is_delivered_with_its_reason(code: int) -> None:
+    """All codes RFC 6455 §7.4 and the IANA registry allow arrive with their UTF-8 reason,
+    and are echoed."""
+    client, _ = pair()
+    assert client.receive_data(frame(CLOSE, close_payload(code, "bye ☃".encode()))) == [
+        close_msg(code, "bye ☃")
+    ]
+    assert (client.close_code, client.close_reason) == (code, "bye ☃")
+    assert client_frame(client.data_to_send()) == (CLOSE, close_payload(code))
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535])
+def test_invalid_close_code_fails_with_1002(code: int) -> None:
+    """Reserved, local-only and unassigned codes in a server close frame fail with 1002."""
+    client, server = pair()
+    assert client.receive_data(frame(CLOSE, close_payload(code, b"x"))) == [Error(1002)]
+    assert f"close code {code} may not be sent" in str(client.failure)
+    assert server_gets(client, server) == [CloseConnection(code=1002, reason="")]
+
+
+def test_close_frame_split_across_reads_is_checked_whole() -> None:
+    """A close frame that arrives a byte at a time is validated once it is complete."""
+    client, _ = pair()
+    wire = frame(CLOSE, close_payload(1014, b"gateway"))
+    got: list[WSMessage] = []
+    for i in range(len(wire)):
+        got += client.receive_data(wire[i : i + 1])
+    assert got == [close_msg(1014, "gateway")]
 
 
 def test_empty_server_close_is_echoed_empty() -> None:
@@ -434,7 +550,9 @@ def test_empty_server_close_is_echoed_empty() -> None:
 def test_empty_server_close_is_delivered_as_1005() -> None:
     """A close frame without a code is delivered as CLOSE 1005 with an empty reason."""
     client, _ = pair()
-    assert client.receive_data(frame(CLOSE)) == [close_msg(1005)]
+    [msg] = client.receive_data(frame(CLOSE))
+    assert msg == close_msg(1005)
+    assert type(msg.data) is int
     assert (client.close_code, client.close_reason) == (1005, "")
 
 
@@ -800,14 +918,18 @@ def test_send_close_in_other_states_queues_nothing(setup: Any, returns: bool) ->
 # permessage-deflate
 
 
-def deflate_pair(**params: Any) -> tuple[ClientProtocol, Connection]:
-    """Both sides with permessage-deflate enabled on the same parameters, as _handshake does."""
-    client_ext = PerMessageDeflate(**params)
-    client_ext.finalize(client_ext.name)
+# RFC 7692 §7.2.3: "Hello" compressed, and the examples built on it.
+HELLO: Final = bytes.fromhex("f248cdc9c90700")
+HELLO_BFINAL: Final = bytes.fromhex("f348cdc9c90700")  # §7.2.3.4: one block, BFINAL set
+
+
+def deflate_pair(max_msg_size: int = 100_000, **params: Any) -> tuple[ClientProtocol, Connection]:
+    """Both sides with permessage-deflate on the same parameters: the client with our
+    ClientDeflate (as _handshake builds it), the server with wsproto's PerMessageDeflate."""
     server_ext = PerMessageDeflate(**params)
     server_ext.finalize(server_ext.name)
     return (
-        ClientProtocol(extensions=[client_ext], max_msg_size=100_000),
+        ClientProtocol(extensions=[ClientDeflate(**params)], max_msg_size=max_msg_size),
         Connection(ConnectionType.SERVER, extensions=[server_ext]),
     )
 
@@ -849,11 +971,6 @@ def test_max_msg_size_counts_decompressed_bytes() -> None:
     assert client.receive_data(wire) == [Error(1009)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 3 (limits): inflate is not bounded by max_msg_size (DESIGN §5): wsproto "
-    "decompresses the whole frame before the size check",
-)
 def test_compression_bomb_is_not_inflated_past_the_limit() -> None:
     """A 20 KB frame that would inflate to 20 MB never costs much more than max_msg_size."""
     client, server = deflate_pair()
@@ -871,14 +988,273 @@ def test_compression_bomb_is_not_inflated_past_the_limit() -> None:
     ("wire", "code"),
     [
         pytest.param(frame(PING, b"x", rsv1=True), 1002, id="rsv1-on-control-frame"),
+        pytest.param(frame(PONG, rsv1=True), 1002, id="rsv1-on-pong"),
+        pytest.param(frame(CLOSE, close_payload(1000), rsv1=True), 1002, id="rsv1-on-close"),
+        pytest.param(
+            frame(TEXT, HELLO[:3], rsv1=True, fin=False) + frame(CONT, HELLO[3:], rsv1=True),
+            1002,
+            id="rsv1-on-continuation",
+        ),
+        pytest.param(
+            frame(BINARY, b"a", fin=False) + frame(CONT, b"b", rsv1=True),
+            1002,
+            id="rsv1-on-continuation-of-uncompressed",
+        ),
+        pytest.param(frame(TEXT, b"x", rsv2=True), 1002, id="rsv2"),
         pytest.param(frame(BINARY, b"\xff\xff\xff", rsv1=True), 1007, id="not-deflate-data"),
+        pytest.param(
+            frame(BINARY, HELLO_BFINAL + b"\xff", rsv1=True), 1007, id="junk-after-bfinal"
+        ),
+        pytest.param(frame(TEXT, b"\x00\x01\x00\xfe\xff\xff", rsv1=True), 1007, id="bad-utf8"),
     ],
 )
 def test_permessage_deflate_violations(wire: bytes, code: int) -> None:
-    """RSV1 on a control frame and undecodable compressed data fail the connection."""
+    """RSV1 where RFC 7692 forbids it, undecodable compressed data and bad UTF-8 fail."""
     client, server = deflate_pair()
     assert client.receive_data(wire) == [Error(code)]
     assert server_gets(client, server) == [CloseConnection(code=code, reason="")]
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        pytest.param(["c107f248cdc9c90700"], id="7.2.3.1-one-block"),
+        pytest.param(["4103f248cd", "8004c9c90700"], id="7.2.3.1-fragmented"),
+        pytest.param(["c10b000500faff48656c6c6f00"], id="7.2.3.3-stored-block"),
+        pytest.param(["c108f348cdc9c9070000"], id="7.2.3.4-bfinal"),
+        pytest.param(["c10df24805000000ffffcac9c90700"], id="7.2.3.5-two-blocks"),
+        pytest.param(["c107f348cdc9c90700"], id="bfinal-without-the-empty-block"),
+        pytest.param(["4107f348cdc9c90700", "8000"], id="bfinal-ends-first-fragment"),
+        pytest.param(["4103f348cd", "0004c9c90700", "8000"], id="bfinal-then-empty-fragment"),
+    ],
+)
+def test_rfc7692_examples_are_decoded(wire: list[str]) -> None:
+    """The compressed payloads of RFC 7692 §7.2.3 all decode to "Hello", twice in a row."""
+    client, _ = deflate_pair()
+    data = b"".join(bytes.fromhex(part) for part in wire)
+    assert client.receive_data(data + data) == [text("Hello"), text("Hello")]
+
+
+def test_rfc7692_shared_window_example_is_decoded() -> None:
+    """RFC 7692 §7.2.3.2: the second "Hello" refers back into the first message."""
+    client, _ = deflate_pair()
+    wire = bytes.fromhex("c107f248cdc9c90700") + bytes.fromhex("c105f20011 0000".replace(" ", ""))
+    assert client.receive_data(wire) == [text("Hello"), text("Hello")]
+
+
+def test_empty_compressed_message_is_decoded() -> None:
+    """RFC 7692 §7.2.3.6: a single 0x00 byte is an empty message; ours is the same."""
+    client, server = deflate_pair()
+    assert client.receive_data(frame(BINARY, b"\x00", rsv1=True)) == [binary(b"")]
+    client.send_bytes(b"")
+    out = client.data_to_send()
+    assert out[0] == 0xC2
+    server.receive_data(out)
+    assert list(server.events()) == [BytesMessage(b"")]
+
+
+@pytest.mark.parametrize("params", DEFLATE_PARAMS)
+def test_ping_between_compressed_fragments_leaves_the_message_intact(
+    params: dict[str, Any],
+) -> None:
+    """A ping (or pong) between two fragments of a compressed message does not change its
+    compressed state (wsproto 1.3.2 resets it and passes the rest through undecompressed)."""
+    client, server = deflate_pair(**params)
+    for i in range(3):
+        wire = (
+            server.send(TextMessage(f"first half {i} " * 20, message_finished=False))
+            + frame(PING, b"mid")
+            + frame(PONG)
+            + server.send(TextMessage(f"second half {i} " * 20, message_finished=False))
+            + frame(PING, b"mid")
+            + server.send(TextMessage("end"))
+        )
+        expected = f"first half {i} " * 20 + f"second half {i} " * 20 + "end"
+        assert client.receive_data(wire) == [text(expected)]
+        assert server_gets(client, server) == [Pong(payload=b"mid")] * 2
+
+
+def test_uncompressed_message_between_compressed_ones() -> None:
+    """A message without RSV1 is taken as it is; the compressed ones around it still decode."""
+    client, server = deflate_pair()
+    words = "compress me " * 50
+    wire = (
+        server.send(TextMessage(words))
+        + frame(TEXT, b"plain", fin=False)
+        + frame(CONT, b" text")
+        + server.send(TextMessage(words))
+    )
+    assert client.receive_data(wire) == [text(words), text("plain text"), text(words)]
+
+
+def test_inflated_message_of_exactly_max_msg_size_is_delivered() -> None:
+    """max_msg_size counts inflated bytes: exactly the limit passes, one more fails."""
+    client, server = deflate_pair(max_msg_size=1000)
+    assert client.receive_data(server.send(BytesMessage(b"z" * 1000))) == [binary(b"z" * 1000)]
+    assert client.receive_data(server.send(BytesMessage(b"z" * 1001))) == [Error(1009)]
+    assert "a compressed message inflates past max_msg_size=1000" in str(client.failure)
+
+
+def test_inflate_budget_spans_the_fragments_of_a_message() -> None:
+    """Compressed fragments each under the limit, together over it, fail with 1009."""
+    client, server = deflate_pair(max_msg_size=1000)
+    wire = server.send(BytesMessage(b"z" * 600, message_finished=False)) + server.send(
+        BytesMessage(b"z" * 401)
+    )
+    assert client.receive_data(wire) == [Error(1009)]
+
+
+def test_compressed_frame_longer_than_the_limit_is_judged_by_its_inflated_size() -> None:
+    """The announced length of a compressed frame is not the message size: incompressible
+    data of exactly max_msg_size grows a little when deflated, and is still delivered."""
+    client, server = deflate_pair(max_msg_size=1000)
+    noise = random.Random(7).randbytes(1000)
+    wire = server.send(BytesMessage(noise))
+    assert len(wire) > 1000 + 4
+    assert client.receive_data(wire) == [binary(noise)]
+
+
+def test_unlimited_max_msg_size_inflates_everything() -> None:
+    """max_msg_size=0: a compressed message of any size is inflated."""
+    client, server = deflate_pair(max_msg_size=0)
+    big = b"\x00" * (5 * 1024 * 1024)
+    assert client.receive_data(server.send(BytesMessage(big))) == [binary(big)]
+
+
+def deflate_bomb(mib: int) -> bytes:
+    """A raw DEFLATE stream (tail removed, as on the wire) of ``mib`` MiB of zeros; built from
+    one repeated sync-flushed block, so a 1 GiB bomb costs milliseconds to make."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = b"\x00" * (1 << 20)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    again = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return (first + again * (mib - 1))[:-4]
+
+
+def test_one_gib_bomb_fails_with_1009_at_near_the_limit_in_memory() -> None:
+    """A 1 MB frame that inflates to 1 GiB, read 256 KiB at a time as the reader does, fails
+    with 1009 while peak memory stays under twice max_msg_size plus a couple of MiB."""
+    limit = 1 << 20
+    client, _ = deflate_pair(max_msg_size=limit)
+    wire = frame(BINARY, deflate_bomb(1024), rsv1=True)
+    assert len(wire) < 1_100_000
+    got: list[WSMessage] = []
+    tracemalloc.start()
+    try:
+        for i in range(0, len(wire), 256 * 1024):
+            got += client.receive_data(wire[i : i + 256 * 1024])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == [Error(1009)]
+    assert peak < 2 * limit + 2 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_server_no_context_takeover_starts_each_message_afresh() -> None:
+    """With server_no_context_takeover, a message that refers back into the previous one is
+    invalid (1007): the decompressor really starts afresh."""
+    client, _ = deflate_pair(server_no_context_takeover=True)
+    # RFC 7692 §7.2.3.2: the second "Hello" is a back-reference into the first.
+    wire = bytes.fromhex("c107f248cdc9c90700") + bytes.fromhex("c105f200110000")
+    assert client.receive_data(wire) == [text("Hello"), Error(1007)]
+
+
+@pytest.mark.parametrize("takeover", [True, False])
+def test_client_context_takeover_across_messages(takeover: bool) -> None:
+    """Our compressor keeps its window across messages unless client_no_context_takeover:
+    then the same message compresses to the same bytes every time."""
+    client, server = deflate_pair(
+        client_no_context_takeover=not takeover, server_no_context_takeover=not takeover
+    )
+    words = "the same message " * 30
+    sizes = []
+    for _ in range(4):
+        client.send_text(words)
+        out = client.data_to_send()
+        sizes.append(len(out))
+        server.receive_data(out)
+        assert list(server.events()) == [TextMessage(words)]
+        assert client.receive_data(server.send(TextMessage(words))) == [text(words)]
+    if takeover:
+        assert max(sizes[1:]) < sizes[0] / 2
+    else:
+        assert sizes == [sizes[0]] * 4
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        pytest.param(lambda c, d: c.send_text(d.decode(), compress=False), id="send_text"),
+        pytest.param(lambda c, d: c.send_bytes(d, compress=False), id="send_bytes"),
+        pytest.param(lambda c, d: c.send_frame(d, WSMsgType.BINARY, False), id="send_frame"),
+    ],
+)
+@pytest.mark.parametrize("params", DEFLATE_PARAMS)
+def test_message_sent_with_compress_false_goes_uncompressed(
+    send: Any, params: dict[str, Any]
+) -> None:
+    """compress=False sends one message with RSV1 clear; the server decodes it, and the
+    compressed messages before and after it too."""
+    client, server = deflate_pair(**params)
+    data = b"squeeze " * 40
+    for compress in (True, False, True, False, False, True):
+        if compress:
+            client.send_bytes(data)
+        else:
+            send(client, data)
+        out = client.data_to_send()
+        assert bool(out[0] & 0x40) is compress
+        assert (len(out) < len(data)) is compress
+        server.receive_data(out)
+        [event] = server.events()
+        assert isinstance(event, Message)
+        assert event.data in (data, data.decode())
+
+
+def test_compress_false_without_deflate_is_accepted() -> None:
+    """compress=False on a connection without permessage-deflate changes nothing."""
+    client, server = pair()
+    client.send_text("plain", compress=False)
+    client.send_bytes(b"plain", compress=False)
+    assert server_gets(client, server) == [TextMessage("plain"), BytesMessage(b"plain")]
+
+
+class FrameCounter(Extension):
+    """A trivial third-party extension: counts the frame headers it sees."""
+
+    name = "x-count"
+
+    def __init__(self) -> None:
+        self.headers = 0
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool:
+        return False
+
+    def frame_inbound_header(self, proto: Any, opcode: Any, rsv: Any, length: int) -> Any:
+        self.headers += 1
+        return super().frame_inbound_header(proto, opcode, rsv, length)
+
+
+def test_other_extensions_run_after_the_limits() -> None:
+    """Another extension is installed as given, after the limits: a refused header never
+    reaches it."""
+    counter = FrameCounter()
+    client, _ = pair(extensions=[counter], max_msg_size=10)
+    assert client.receive_data(frame(TEXT, b"ok") + frame(PING)) == [text("ok")]
+    assert counter.headers == 2
+    assert client.receive_data(frame(BINARY, b"x" * 11)) == [Error(1009)]
+    assert counter.headers == 2
+
+
+def test_wsprotos_own_deflate_is_refused() -> None:
+    """The core needs ClientDeflate (bounded inflate), not wsproto's PerMessageDeflate."""
+    ext = PerMessageDeflate()
+    ext.finalize(ext.name)
+    with pytest.raises(TypeError, match="must be a trio_ws ClientDeflate, not PerMessageDeflate"):
+        ClientProtocol(extensions=[ext])
 
 
 # ---------------------------------------------------------------------------------------------

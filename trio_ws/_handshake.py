@@ -22,10 +22,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import attrs
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.extensions import Extension
 from wsproto.utilities import generate_accept_token, generate_nonce
 
 from ._errors import InvalidArgument, WSServerHandshakeError
+from ._extensions import ClientDeflate
 from ._types import BasicAuth
 from ._url import Target
 
@@ -374,8 +375,12 @@ class ClientHandshake:
             return []
         return [ext]
 
-    def _deflate(self, params: str) -> PerMessageDeflate:
-        """Validate the server's permessage-deflate parameters (RFC 7692 §7.1)."""
+    def _deflate(self, params: str) -> ClientDeflate:
+        """Validate the server's permessage-deflate parameters (RFC 7692 §7.1).
+
+        The extension is ours, not wsproto's ``PerMessageDeflate``: its inflate is bounded by
+        ``max_msg_size``, which the protocol core sets.
+        """
         seen: dict[str, int | None] = {}
         for raw in params.split(";"):
             param = raw.strip()
@@ -404,15 +409,13 @@ class ClientHandshake:
                 seen[key] = bits
             else:
                 raise ValueError(f"unknown parameter {key!r}")
-        ext = PerMessageDeflate(
+        return ClientDeflate(
             client_no_context_takeover=self.client_notakeover
             or "client_no_context_takeover" in seen,
             client_max_window_bits=seen.get("client_max_window_bits") or self.compress,
             server_no_context_takeover="server_no_context_takeover" in seen,
             server_max_window_bits=seen.get("server_max_window_bits") or 15,
         )
-        ext.finalize(ext.name)  # parameters are set above; this only enables it
-        return ext
 
 
 def _dechunk(body: bytes) -> bytes:

@@ -6,11 +6,16 @@ Theory of operation
 :class:`ClientProtocol` wraps :class:`wsproto.connection.Connection` (the framing layer, after
 the opening handshake) and adds everything wsproto leaves to its caller:
 
-* message reassembly, with ``max_msg_size`` counted on the (decompressed) message bytes;
+* message reassembly, with ``max_msg_size`` counted on the (decompressed) message bytes and
+  a cap on fragments per message, both enforced inside wsproto's parser by the extensions of
+  :mod:`trio_ws._extensions` (a header announcing too much is refused before its payload is
+  read; inflate never produces more than the limit allows);
 * the decisions of aiohttp's client: pings answered (autoping), the server's close frame
   echoed (autoclose), PING/PONG delivered only without autoping;
-* close-code rules: what ends up as the connection's close code, which codes a caller may send,
-  and what happens after a protocol failure.
+* close-code rules: which codes the server may send (all registered ones, 1014 included,
+  which wsproto refuses: :class:`~trio_ws._extensions.MessageLimits` checks close frames in
+  its place), what ends up as the connection's close code, which codes a caller may send, and
+  what happens after a protocol failure.
 
 It never does I/O and never imports trio. The I/O layer feeds it what it reads
 (:meth:`receive_data`, :meth:`receive_eof`), gets finished :class:`WSMessage` objects back, and
@@ -34,6 +39,7 @@ follows a close frame, and after a violation the framing can no longer be truste
 from __future__ import annotations
 
 import enum
+import io
 from typing import Any, Final
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -49,9 +55,10 @@ from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason
 
 from ._errors import InvalidArgument, WSClosedError, WSProtocolError
+from ._extensions import DEFAULT_MAX_FRAGMENTS, ClientDeflate, MessageLimits, is_valid_close_code
 from ._types import WSCloseCode, WSMessage, WSMsgType
 
-__all__ = ["ClientProtocol", "check_close_code"]
+__all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "check_close_code"]
 
 _MAX_CONTROL_PAYLOAD: Final = 125
 
@@ -73,7 +80,7 @@ def check_close_code(code: int) -> None:
     """
     if not isinstance(code, int) or isinstance(code, bool):
         raise InvalidArgument(f"a close code must be an int, not {type(code).__name__}")
-    if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+    if not is_valid_close_code(code):
         raise InvalidArgument(f"close code {code} may not be sent (RFC 6455 §7.4)")
 
 
@@ -81,12 +88,20 @@ class ClientProtocol:
     """The client side of an established WebSocket connection, without I/O.
 
     Args:
-        extensions: the extensions the opening handshake negotiated (already finalized).
+        extensions: the extensions the opening handshake negotiated: permessage-deflate must
+            be a :class:`~trio_ws._extensions.ClientDeflate` (it is given ``max_msg_size``).
         max_msg_size: the largest message accepted, in bytes after decompression; 0 = no limit.
-            A bigger message fails the connection with close code 1009.
+            A bigger message fails the connection with close code 1009, as soon as a frame
+            header announces it (uncompressed) or inflating it passes the limit (compressed).
+        max_fragments: the most frames one message may have (control frames between them are
+            not counted); 0 = no limit. More fail the connection with close code 1009.
         autoping: answer pings with pongs and swallow pongs, instead of delivering them.
         autoclose: answer the server's close frame at once.
         decode_text: deliver TEXT data as ``str`` (else as UTF-8 ``bytes``).
+
+    Raises:
+        TypeError: a permessage-deflate extension that is not ours (wsproto's has no bound on
+            inflate).
     """
 
     def __init__(
@@ -94,20 +109,39 @@ class ClientProtocol:
         *,
         extensions: list[Extension] | None = None,
         max_msg_size: int = 4 * 1024 * 1024,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         autoping: bool = True,
         autoclose: bool = True,
         decode_text: bool = True,
     ) -> None:
-        self._conn = Connection(ConnectionType.CLIENT, extensions=extensions or [])
-        self._max_msg_size = max_msg_size
+        extensions = list(extensions or ())
+        self._deflate: ClientDeflate | None = None
+        for ext in extensions:
+            if isinstance(ext, ClientDeflate):
+                self._deflate = ext
+                ext.max_msg_size = max_msg_size
+            elif ext.name == ClientDeflate.name:
+                raise TypeError(
+                    f"permessage-deflate must be a trio_ws ClientDeflate, not {type(ext).__name__}"
+                )
+        # First in the list: it sees every header before any other extension acts on it.
+        self._limits = MessageLimits(
+            max_msg_size=max_msg_size,
+            max_fragments=max_fragments,
+            deflate=self._deflate is not None,
+        )
+        self._conn = Connection(ConnectionType.CLIENT, extensions=[self._limits, *extensions])
         self._autoping = autoping
         self._autoclose = autoclose
         self._decode_text = decode_text
         self._out: list[bytes] = []
         self._out_size = 0
-        # The message being reassembled from fragments.
-        self._parts: list[str | bytes] = []
-        self._msg_size = 0
+        # The message being reassembled from fragments (wsproto also hands over a frame's
+        # payload in pieces as it arrives). Appending to one buffer keeps the memory near the
+        # message's size however small the pieces are; a list of pieces would cost ~50 bytes
+        # of object overhead per piece.
+        self._text: io.StringIO | None = None
+        self._bytes: bytearray | None = None
         #: Our close frame is in the outbox (or already sent).
         self.local_closed = False
         #: The server's close frame has arrived.
@@ -170,8 +204,6 @@ class ClientProtocol:
                     msg = self._on_data(event)
                     if msg is not None:
                         out.append(msg)
-                        if msg.type is WSMsgType.ERROR:
-                            break
                 elif isinstance(event, Ping):
                     if not self._autoping:
                         out.append(WSMessage(WSMsgType.PING, bytes(event.payload), None))
@@ -196,51 +228,57 @@ class ClientProtocol:
         """
         if not self.eof:
             self.eof = True
-            self._parts.clear()
+            self._drop_message()
             if self.close_code is None:
                 self.close_code = WSCloseCode.ABNORMAL_CLOSURE
         return []
 
     def _on_data(self, event: Message[Any]) -> WSMessage | None:
+        # Sizes and fragment counts were checked by MessageLimits and ClientDeflate before
+        # wsproto produced this event.
         data = event.data
         if isinstance(data, str):
-            size = len(data) if data.isascii() else len(data.encode("utf-8"))
-        else:
-            size = len(data)
-        self._msg_size += size
-        if self._max_msg_size and self._msg_size > self._max_msg_size:
-            return self._fail(
-                WSCloseCode.MESSAGE_TOO_BIG,
-                f"message of at least {self._msg_size} bytes exceeds max_msg_size"
-                f"={self._max_msg_size}",
-            )
+            if self._text is None:
+                if event.message_finished:
+                    return self._text_message(data)
+                self._text = io.StringIO(newline="")
+            self._text.write(data)
+            if not event.message_finished:
+                return None
+            data = self._text.getvalue()
+            self._text = None
+            return self._text_message(data)
+        if self._bytes is None:
+            if event.message_finished:
+                return WSMessage(WSMsgType.BINARY, bytes(data), None)
+            self._bytes = bytearray()
+        self._bytes += data
         if not event.message_finished:
-            self._parts.append(data)
             return None
-        if self._parts:
-            self._parts.append(data)
-            data = (
-                "".join(self._parts)  # type: ignore[arg-type]
-                if isinstance(data, str)
-                else b"".join(self._parts)  # type: ignore[arg-type]
-            )
-            self._parts.clear()
-        self._msg_size = 0
-        if isinstance(event, TextMessage):
-            if self._decode_text:
-                return WSMessage(WSMsgType.TEXT, data, None)
-            return WSMessage(WSMsgType.TEXT, data.encode("utf-8"), None)
-        assert isinstance(event, BytesMessage)
-        return WSMessage(WSMsgType.BINARY, bytes(data), None)
+        data = bytes(self._bytes)
+        self._bytes = None
+        return WSMessage(WSMsgType.BINARY, data, None)
+
+    def _text_message(self, data: str) -> WSMessage:
+        if self._decode_text:
+            return WSMessage(WSMsgType.TEXT, data, None)
+        return WSMessage(WSMsgType.TEXT, data.encode("utf-8"), None)
+
+    def _drop_message(self) -> None:
+        self._text = None
+        self._bytes = None
 
     def _on_close(self, event: CloseConnection) -> WSMessage:
         if self._conn.state not in (ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED):
-            # wsproto reports a parse failure as a CloseConnection event without a state change.
-            return self._fail(event.code, event.reason or "invalid frame")
+            # wsproto reports a parse failure as a CloseConnection event without a state change;
+            # when one of our extensions caused it, it knows better than "error in extension".
+            why = self._limits.error or (self._deflate.error if self._deflate else None)
+            return self._fail(event.code, why or event.reason or "invalid frame")
         self.remote_closed = True
-        self._parts.clear()
-        code = int(event.code)
-        reason = event.reason or ""
+        self._drop_message()
+        # MessageLimits took the close frame's payload and checked it (wsproto saw it empty).
+        assert self._limits.close is not None
+        code, reason = self._limits.close
         # Nothing before a close frame sets a close code: failure and EOF stop parsing.
         self.close_code = code
         self.close_reason = reason
@@ -258,7 +296,7 @@ class ClientProtocol:
         exc = WSProtocolError(f"the server violated the WebSocket protocol: {reason}", int(code))
         self.failure = exc
         self.close_code = int(code)
-        self._parts.clear()
+        self._drop_message()
         if not self.local_closed:
             self.local_closed = True
             self._append(self._conn.send(CloseConnection(code=int(code))))
@@ -275,18 +313,30 @@ class ClientProtocol:
         if not self.is_open:
             raise WSClosedError("the WebSocket connection is closing or closed")
 
-    def send_text(self, data: str) -> None:
-        """Queue a TEXT message."""
+    def _uncompressed(self, compress: bool) -> None:
+        if not compress and self._deflate is not None:
+            self._deflate.send_next_uncompressed()
+
+    def send_text(self, data: str, compress: bool = True) -> None:
+        """Queue a TEXT message.
+
+        ``compress=False`` sends it uncompressed (RSV1 clear) when permessage-deflate was
+        negotiated; without it, every message is uncompressed anyway.
+        """
         self._check_open()
+        self._uncompressed(compress)
         self._append(self._conn.send(TextMessage(data=data)))
 
-    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue a BINARY message."""
+    def send_bytes(self, data: bytes | bytearray | memoryview, compress: bool = True) -> None:
+        """Queue a BINARY message (``compress`` as for :meth:`send_text`)."""
         self._check_open()
+        self._uncompressed(compress)
         self._append(self._conn.send(BytesMessage(data=bytes(data))))
 
-    def send_frame(self, data: bytes, opcode: int) -> None:
+    def send_frame(self, data: bytes, opcode: int, compress: bool = True) -> None:
         """Queue one frame with ``opcode`` (TEXT, BINARY, PING or PONG) and ``data`` as payload.
+
+        ``compress`` applies to TEXT and BINARY, as for :meth:`send_text`.
 
         Raises:
             InvalidArgument: another opcode (use :meth:`send_close` for CLOSE), a TEXT payload
@@ -304,9 +354,9 @@ class ClientProtocol:
                 text = bytes(data).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InvalidArgument("a TEXT frame's payload must be UTF-8") from exc
-            self.send_text(text)
+            self.send_text(text, compress)
         elif kind is _Frame.BINARY:
-            self.send_bytes(data)
+            self.send_bytes(data, compress)
         elif kind is _Frame.PING:
             self.send_ping(data)
         else:
