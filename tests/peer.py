@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 import trio.testing
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Event, Request
+from wsproto.extensions import PerMessageDeflate
 
 import trio_ws
 
@@ -22,15 +24,16 @@ class Peer:
         self.request: Request | None = None
         self._pending: list[Event] = []
 
-    async def accept(self, subprotocol: str | None = None) -> None:
-        """Read the upgrade request and accept it."""
+    async def accept(self, subprotocol: str | None = None, *, deflate: bool = False) -> None:
+        """Read the upgrade request and accept it (with permessage-deflate if ``deflate``)."""
         while self.request is None:
             for event in await self._read_events():
                 if isinstance(event, Request):
                     self.request = event
                 else:  # pragma: no cover - nothing else can precede the request
                     self._pending.append(event)
-        await self.send(AcceptConnection(subprotocol=subprotocol))
+        extensions = [PerMessageDeflate()] if deflate else []
+        await self.send(AcceptConnection(subprotocol=subprotocol, extensions=extensions))
 
     async def send(self, event: Event) -> None:
         await self.stream.send_all(self.conn.send(event))
@@ -70,7 +73,7 @@ async def ws_pair(
         client_stream, server_stream = trio.testing.memory_stream_pair()
     peer = Peer(server_stream)
     async with trio.open_nursery() as inner:
-        inner.start_soon(peer.accept, subprotocol)
+        inner.start_soon(partial(peer.accept, subprotocol, deflate=bool(options.get("compress"))))
         ws = await trio_ws.connect_ws(
             nursery, "ws://test.example/path", stream=client_stream, **options
         )

@@ -607,3 +607,27 @@ async def test_heartbeat_stops_after_the_server_closed(
         assert ws.exception() is None
         assert await ws.close() is True
         assert (await peer.expect_close()).code == 1000
+
+
+@pytest.mark.parametrize(("compress", "rsv1"), [(None, 0x40), (0, 0x00)])
+async def test_per_message_compress(
+    open_pair: OpenPair, nursery: trio.Nursery, compress: int | None, rsv1: int
+) -> None:
+    """send_str(compress=0) sends that message with RSV1 clear; None compresses as negotiated."""
+    async with open_pair(nursery, compress=15) as (ws, peer):
+        assert ws.compress == 15
+        await ws.send_str("x" * 200, compress=compress)
+        raw = await peer.stream.receive_some(65536)
+        assert raw[0] & 0x40 == rsv1
+        with pytest.raises(trio_ws.InvalidArgument):
+            await ws.send_bytes(b"y", compress=9)
+
+
+async def test_max_fragments_option(open_pair: OpenPair, nursery: trio.Nursery) -> None:
+    """max_fragments: a message of more frames than allowed fails with 1009."""
+    async with open_pair(nursery, max_fragments=3) as (ws, peer):
+        frames = b"\x01\x01a" + b"\x00\x01b" * 2 + b"\x80\x01c"  # 4 frames
+        await peer.send_raw(frames)
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.ERROR
+        assert ws.close_code == 1009

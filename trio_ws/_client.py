@@ -36,7 +36,7 @@ import trio
 from ._connection import ClientWebSocket, _Negotiated
 from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WSError
 from ._handshake import ClientHandshake, Headers
-from ._protocol import ClientProtocol
+from ._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol
 from ._transport import open_stream
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT, BasicAuth, ClientWSTimeout
 from ._url import Params, parse_url
@@ -100,6 +100,7 @@ async def _connect(
     compress: int,
     client_notakeover: bool,
     max_msg_size: int,
+    max_fragments: int,
     decode_text: bool,
     stream: trio.abc.Stream | None,
 ) -> ClientWebSocket:
@@ -109,10 +110,9 @@ async def _connect(
         raise InvalidArgument(f"timeout must be a ClientWSTimeout, not {type(timeout).__name__}")
     _check_seconds("connect_timeout", connect_timeout)
     _check_seconds("heartbeat", heartbeat)
-    if isinstance(max_msg_size, bool) or not isinstance(max_msg_size, int) or max_msg_size < 0:
-        raise InvalidArgument(
-            f"max_msg_size must be an int >= 0 (0 = no limit), not {max_msg_size!r}"
-        )
+    for name, value in (("max_msg_size", max_msg_size), ("max_fragments", max_fragments)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgument(f"{name} must be an int >= 0 (0 = no limit), not {value!r}")
     hs = ClientHandshake(
         target,
         protocols=protocols,
@@ -154,6 +154,7 @@ async def _connect(
     core = ClientProtocol(
         extensions=result.extensions,
         max_msg_size=max_msg_size,
+        max_fragments=max_fragments,
         autoping=autoping,
         autoclose=autoclose,
         decode_text=decode_text,
@@ -191,6 +192,7 @@ async def connect_ws(
     compress: int = 0,
     client_notakeover: bool = False,
     max_msg_size: int = 4 * 1024 * 1024,
+    max_fragments: int = DEFAULT_MAX_FRAGMENTS,
     decode_text: bool = True,
     stream: trio.abc.Stream | None = None,
 ) -> ClientWebSocket:
@@ -229,6 +231,7 @@ async def connect_ws(
         compress=compress,
         client_notakeover=client_notakeover,
         max_msg_size=max_msg_size,
+        max_fragments=max_fragments,
         decode_text=decode_text,
         stream=stream,
     )
@@ -253,6 +256,7 @@ async def open_ws(
     compress: int = 0,
     client_notakeover: bool = False,
     max_msg_size: int = 4 * 1024 * 1024,
+    max_fragments: int = DEFAULT_MAX_FRAGMENTS,
     decode_text: bool = True,
     stream: trio.abc.Stream | None = None,
 ) -> AsyncIterator[ClientWebSocket]:
@@ -287,7 +291,10 @@ async def open_ws(
         compress: 0 (off) or 9..15: offer permessage-deflate with that ``client_max_window_bits``.
         client_notakeover: offer ``client_no_context_takeover``.
         max_msg_size: the largest message accepted, in bytes; 0 = no limit. A bigger one fails
-            the connection with close code 1009.
+            the connection with close code 1009, refused as soon as a frame header announces it
+            (uncompressed) or inflating passes the limit (compressed).
+        max_fragments: the most frames one message may have (control frames between them are
+            not counted); 0 = no limit. More fail the connection with close code 1009.
         decode_text: deliver TEXT messages as ``str`` (else ``bytes``).
         stream: an already-open ``trio.abc.Stream`` to run the connection over instead of
             opening TCP/TLS (the URL still gives ``Host`` and the resource); trio_ws closes it.
@@ -328,6 +335,7 @@ async def open_ws(
                     compress=compress,
                     client_notakeover=client_notakeover,
                     max_msg_size=max_msg_size,
+                    max_fragments=max_fragments,
                     decode_text=decode_text,
                     stream=stream,
                 )

@@ -348,7 +348,8 @@ class ClientWebSocket:
 
         Args:
             data: the text.
-            compress: reserved for per-message compression settings; must be ``None``.
+            compress: ``None`` compresses as negotiated; ``0`` sends this message uncompressed
+                (RSV1 clear) even when permessage-deflate is on. Other values are refused.
 
         Raises:
             WSMessageTypeError: ``data`` is not a ``str``.
@@ -359,8 +360,7 @@ class ClientWebSocket:
         """
         if not isinstance(data, str):
             raise WSMessageTypeError(f"send_str() takes a str, not {type(data).__name__}")
-        _check_compress(compress)
-        await self._send(self._core.send_text, data)
+        await self._send(self._core.send_text, data, _compress_flag(compress))
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, compress: int | None = None
@@ -374,8 +374,7 @@ class ClientWebSocket:
             raise WSMessageTypeError(
                 f"send_bytes() takes bytes, bytearray or memoryview, not {type(data).__name__}"
             )
-        _check_compress(compress)
-        await self._send(self._core.send_bytes, data)
+        await self._send(self._core.send_bytes, data, _compress_flag(compress))
 
     async def send_json(
         self,
@@ -401,8 +400,9 @@ class ClientWebSocket:
             raise WSMessageTypeError(f"send_frame() takes bytes, not {type(message).__name__}")
         if isinstance(opcode, bool) or not isinstance(opcode, int):
             raise InvalidArgument(f"opcode must be a WSMsgType or int, not {opcode!r}")
-        _check_compress(compress)
-        await self._send(self._core.send_frame, bytes(message), int(opcode))
+        await self._send(
+            self._core.send_frame, bytes(message), int(opcode), _compress_flag(compress)
+        )
 
     async def ping(self, message: bytes | str = b"") -> None:
         """Send a PING frame (payload at most 125 bytes; ``str`` is UTF-8 encoded).
@@ -753,11 +753,15 @@ class ClientWebSocket:
                 return
 
 
-def _check_compress(compress: int | None) -> None:
-    if compress is not None:
-        raise InvalidArgument(
-            "per-message compression settings are not supported yet; pass compress=None"
-        )
+def _compress_flag(compress: int | None) -> bool:
+    """``send_*(compress=)``: ``None`` follows the negotiation, ``0`` sends uncompressed."""
+    if compress is None:
+        return True
+    if compress == 0:
+        return False
+    raise InvalidArgument(
+        f"compress must be None (as negotiated) or 0 (this message uncompressed), not {compress!r}"
+    )
 
 
 def _control_payload(message: bytes | str) -> bytes:
