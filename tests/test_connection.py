@@ -631,3 +631,49 @@ async def test_max_fragments_option(open_pair: OpenPair, nursery: trio.Nursery) 
         msg = await ws.receive()
         assert msg.type is WSMsgType.ERROR
         assert ws.close_code == 1009
+
+
+# ---------------------------------------------------------------------------------------------
+# a violation behind messages the application has not seen yet
+
+_TEXT_THEN_BAD_OPCODE = b"\x81\x05Hello" + b"\x83\x00"
+
+
+async def test_messages_before_a_violation_can_be_answered(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """The 1002 close frame waits until the application took the ERROR; its echo goes first."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send_raw(_TEXT_THEN_BAD_OPCODE)
+        assert await ws.receive_str() == "Hello"
+        assert isinstance(ws.exception(), trio_ws.WSProtocolError)
+        await ws.send_str("Hello")  # still allowed: the ERROR has not been taken
+        assert (await ws.receive()).type is WSMsgType.ERROR
+        with pytest.raises(WSClosedError):
+            await ws.send_str("too late")
+        assert await peer.next_event() == TextMessage(data="Hello")
+        assert (await peer.expect_close()).code == 1002
+        assert ws.close_code == 1002
+
+
+async def test_deferred_violation_close_is_bounded_by_ws_close(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """An application that never takes the ERROR: the 1002 close frame goes out at ws_close."""
+    async with open_pair(nursery, timeout=ClientWSTimeout(ws_close=4)) as (ws, peer):
+        await peer.send_raw(_TEXT_THEN_BAD_OPCODE)
+        assert (await peer.expect_close()).code == 1002
+        assert trio.current_time() == 4
+        assert ws.closed
+
+
+async def test_close_sends_the_pending_violation_code(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """close() with a violation pending sends its 1002 frame, not the caller's code."""
+    async with open_pair(nursery) as (ws, peer):
+        await peer.send_raw(_TEXT_THEN_BAD_OPCODE)
+        assert await ws.receive_str() == "Hello"
+        assert await ws.close(code=1000) is False
+        assert (await peer.expect_close()).code == 1002
+        assert ws.close_code == 1002

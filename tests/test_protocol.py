@@ -1276,3 +1276,29 @@ def test_fresh_core_is_open() -> None:
         False,
         0,
     )
+
+
+def test_deferred_failure_close_waits_for_commit() -> None:
+    """defer_failure_close: sends stay open after a violation until commit_failure()."""
+    client, server = pair(defer_failure_close=True)
+    assert client.receive_data(frame(TEXT, b"hi") + b"\x83\x00") == [text("hi"), Error(1002)]
+    assert client.data_to_send() == b""
+    assert client.is_open
+    client.send_text("hi")
+    assert client.commit_failure() is True
+    assert client.commit_failure() is False
+    assert not client.is_open
+    assert server_gets(client, server) == [
+        TextMessage(data="hi"),
+        CloseConnection(code=1002, reason=""),
+    ]
+
+
+def test_deferred_failure_after_eof_sends_nothing() -> None:
+    """A deferred violation committed after EOF queues no close frame."""
+    client, _ = pair(defer_failure_close=True)
+    client.receive_data(b"\x83\x00")
+    client.receive_eof()
+    assert client.commit_failure() is True
+    assert client.data_to_send() == b""
+    assert client.close_code == 1002

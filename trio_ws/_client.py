@@ -158,6 +158,7 @@ async def _connect(
         autoping=autoping,
         autoclose=autoclose,
         decode_text=decode_text,
+        defer_failure_close=True,
     )
     ws = ClientWebSocket(
         opened,

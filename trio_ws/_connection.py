@@ -153,6 +153,8 @@ class ClientWebSocket:
         self._reader_scope = trio.CancelScope()
         self._reader_done = trio.Event()
         self._heartbeat_scope = trio.CancelScope()
+        # When the close frame of a deferred protocol failure goes out at the latest.
+        self._commit_at: float | None = None
         self._last_rx = trio.current_time()
         self._rx_count = 0
 
@@ -289,6 +291,8 @@ class ClientWebSocket:
         msg = self._queue.popleft()
         if msg.type in _DATA_TYPES:
             self._queue_bytes -= len(msg.data)
+        elif msg.type is WSMsgType.ERROR:
+            self._commit_failure()
         if (
             self._space_event is not None
             and len(self._queue) < QUEUE_HIGH_MESSAGES // 2
@@ -436,7 +440,9 @@ class ClientWebSocket:
                 await self._drain()
 
     def _check_can_send(self) -> None:
-        if self._closing or not self._core.is_open or self._exception is not None:
+        # A protocol failure still waiting for its close frame (see _deliver) allows sends.
+        broken = self._exception is not None and self._exception is not self._core.failure
+        if self._closing or not self._core.is_open or broken:
             raise WSClosedError("the WebSocket connection is closing or closed") from (
                 self._exception
             )
@@ -510,6 +516,7 @@ class ClientWebSocket:
         reason = message.decode("utf-8") if isinstance(message, (bytes, bytearray)) else message
         if len(reason.encode("utf-8")) > 123:
             raise InvalidArgument("a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)")
+        self._commit_failure()
         if self.closed:
             await trio.lowlevel.checkpoint()
             return False
@@ -607,6 +614,21 @@ class ClientWebSocket:
         self._input_done.set()
         self._wake_receiver()
 
+    def _expect_eof(self) -> None:
+        """Both close frames are out: wait for the server to close TCP, but not for ever
+        (RFC 6455 §7.1.1). Without autoclose, the application's close() has its own deadline."""
+        if self._timeout.ws_close is not None:
+            self._reader_scope.deadline = min(
+                self._reader_scope.deadline, trio.current_time() + self._timeout.ws_close
+            )
+
+    def _commit_failure(self) -> None:
+        """Send the close frame of a recorded protocol violation (once)."""
+        self._commit_at = None
+        if self._core.commit_failure():
+            self._kick_flush()
+            self._expect_eof()
+
     def _wake_receiver(self) -> None:
         if self._msg_event is not None:
             self._msg_event.set()
@@ -626,20 +648,28 @@ class ClientWebSocket:
                 if not closing:
                     self._queue_bytes += len(msg.data)
                     self._queue.append(msg)
-            elif kind is WSMsgType.ERROR or kind is WSMsgType.CLOSE:
-                if kind is WSMsgType.ERROR:
-                    self._set_failure(msg.data, msg.data.code)
+            elif kind is WSMsgType.ERROR:
+                self._set_failure(msg.data, msg.data.code)
+                self._input_done.set()
+                if closing or not self._queue:
+                    self._commit_failure()
+                else:
+                    # The application has yet to see messages that arrived before the
+                    # violation and may answer them (as with aiohttp, and as Autobahn's strict
+                    # grading expects): our close frame waits until it takes the ERROR, or
+                    # ws_close at most (see _read_loop).
+                    self._commit_at = trio.current_time() + (
+                        self._timeout.ws_close or SHIELDED_CLOSE_LIMIT
+                    )
+                if not closing:
+                    self._queue.append(msg)
+            elif kind is WSMsgType.CLOSE:
                 if not closing:
                     self._queue.append(msg)
                 self._input_done.set()
-                if not closing and self._core.local_closed and self._timeout.ws_close is not None:
-                    # Both close frames are out (autoclose, or our 1002/1007/... after a
-                    # violation): wait for the server to close TCP, but not for ever (RFC 6455
-                    # §7.1.1). Without autoclose the application's close() sets its own deadline.
-                    self._reader_scope.deadline = min(
-                        self._reader_scope.deadline,
-                        trio.current_time() + self._timeout.ws_close,
-                    )
+                if not closing and self._core.local_closed:
+                    # autoclose answered it: wait for the server to close TCP (below).
+                    self._expect_eof()
             elif not closing:
                 self._queue.append(msg)  # PING / PONG without autoping
         self._wake_receiver()
@@ -674,9 +704,12 @@ class ClientWebSocket:
         Only if the writer lock is free (a blocked writer means the frame could not go out
         anyway) and for at most :data:`GOING_AWAY_GRACE` seconds, shielded.
         """
-        if self._closing or not self._core.is_open or self._write_lock.locked():
+        if self._closing or self._write_lock.locked():
             return
-        self._core.send_close(WSCloseCode.GOING_AWAY)
+        if not self._core.commit_failure():  # a deferred violation's close frame wins
+            if not self._core.is_open:
+                return
+            self._core.send_close(WSCloseCode.GOING_AWAY)
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + GOING_AWAY_GRACE
             try:
@@ -699,7 +732,14 @@ class ClientWebSocket:
                 self._last_rx = trio.current_time()
                 self._rx_count += 1
             try:
-                data = await stream.receive_some(RECEIVE_SIZE)
+                if self._commit_at is None:
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                else:
+                    with trio.move_on_at(self._commit_at) as scope:
+                        data = await stream.receive_some(RECEIVE_SIZE)
+                    if scope.cancelled_caught:
+                        self._commit_failure()  # the application did not take the ERROR
+                        continue
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 if not self._transport_closed:
                     err = WSConnectionError(f"the connection broke: {exc}")

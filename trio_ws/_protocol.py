@@ -98,6 +98,10 @@ class ClientProtocol:
         autoping: answer pings with pongs and swallow pongs, instead of delivering them.
         autoclose: answer the server's close frame at once.
         decode_text: deliver TEXT data as ``str`` (else as UTF-8 ``bytes``).
+        defer_failure_close: after a violation, queue our close frame only when the I/O layer
+            calls :meth:`commit_failure` (it does so once the application has seen the
+            messages that arrived before the violation, which it may still answer); sending
+            stays possible until then.
 
     Raises:
         TypeError: a permessage-deflate extension that is not ours (wsproto's has no bound on
@@ -113,6 +117,7 @@ class ClientProtocol:
         autoping: bool = True,
         autoclose: bool = True,
         decode_text: bool = True,
+        defer_failure_close: bool = False,
     ) -> None:
         extensions = list(extensions or ())
         self._deflate: ClientDeflate | None = None
@@ -134,6 +139,7 @@ class ClientProtocol:
         self._autoping = autoping
         self._autoclose = autoclose
         self._decode_text = decode_text
+        self._defer_failure_close = defer_failure_close
         self._out: list[bytes] = []
         self._out_size = 0
         # The message being reassembled from fragments (wsproto also hands over a frame's
@@ -162,7 +168,9 @@ class ClientProtocol:
     @property
     def is_open(self) -> bool:
         """``True`` while data messages may still be sent."""
-        return not (self.local_closed or self.remote_closed or self.failure or self.eof)
+        if self.failure is not None and not self._defer_failure_close:
+            return False
+        return not (self.local_closed or self.remote_closed or self.eof)
 
     @property
     def handshake_complete(self) -> bool:
@@ -297,10 +305,22 @@ class ClientProtocol:
         self.failure = exc
         self.close_code = int(code)
         self._drop_message()
-        if not self.local_closed:
-            self.local_closed = True
-            self._append(self._conn.send(CloseConnection(code=int(code))))
+        if not self._defer_failure_close:
+            self.commit_failure()
         return WSMessage(WSMsgType.ERROR, exc, None)
+
+    def commit_failure(self) -> bool:
+        """Queue the close frame for the recorded violation, if not done yet.
+
+        Returns ``True`` if this call queued it. RFC 6455 §7.1.7: "Fail the WebSocket
+        Connection" — send a close frame with the violation's code, then close.
+        """
+        if self.failure is None or self.local_closed:
+            return False
+        self.local_closed = True
+        if not self.eof:
+            self._append(self._conn.send(CloseConnection(code=self.failure.code)))
+        return True
 
     # ----------------------------------------------------------------------------------------
     # output
