@@ -35,6 +35,7 @@ import trio
 
 from ._connection import ClientWebSocket, _Negotiated
 from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WSError
+from ._extensions import ClientDeflate
 from ._handshake import ClientHandshake, Headers
 from ._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol
 from ._transport import open_stream
@@ -142,13 +143,11 @@ async def _connect(
             await trio.aclose_forcefully(opened)
         raise
     assert opened is not None
-    deflate = result.extensions[0] if result.extensions else None
+    deflate = next((e for e in result.extensions if isinstance(e, ClientDeflate)), None)
     negotiated = _Negotiated(
         subprotocol=result.subprotocol,
-        compress=deflate.client_max_window_bits if deflate is not None else 0,  # type: ignore[attr-defined]
-        client_notakeover=bool(
-            deflate is not None and deflate.client_no_context_takeover  # type: ignore[attr-defined]
-        ),
+        compress=deflate.client_max_window_bits if deflate is not None else 0,
+        client_notakeover=deflate is not None and deflate.client_no_context_takeover,
         response_headers=result.headers,
     )
     core = ClientProtocol(
@@ -167,8 +166,6 @@ async def _connect(
         negotiated=negotiated,
         timeout=timeout,
         heartbeat=heartbeat,
-        autoping=autoping,
-        autoclose=autoclose,
     )
     ws._start(result.trailing_data)
     return ws

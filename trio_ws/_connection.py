@@ -121,8 +121,6 @@ class ClientWebSocket:
         negotiated: _Negotiated,
         timeout: ClientWSTimeout,
         heartbeat: float | None,
-        autoping: bool,
-        autoclose: bool,
     ) -> None:
         self._stream = stream
         self._core = core
@@ -130,8 +128,6 @@ class ClientWebSocket:
         self._negotiated = negotiated
         self._timeout = timeout
         self._heartbeat = heartbeat
-        self._autoping = autoping
-        self._autoclose = autoclose
 
         self._write_lock = trio.Lock()
         self._flush_scheduled = False
@@ -151,7 +147,6 @@ class ClientWebSocket:
         self._transport_closed = False
 
         self._reader_scope = trio.CancelScope()
-        self._reader_done = trio.Event()
         self._heartbeat_scope = trio.CancelScope()
         # When the close frame of a deferred protocol failure goes out at the latest.
         self._commit_at: float | None = None
@@ -692,7 +687,6 @@ class ClientWebSocket:
         finally:
             if self.close_code is None:
                 self._close_code = WSCloseCode.ABNORMAL_CLOSURE
-            self._reader_done.set()
             self._finish_input()
             self._heartbeat_scope.cancel()
             if not self._closing:  # else close() is flushing its frame and closes the transport
