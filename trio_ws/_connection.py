@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, final
 
 import attrs
 import trio
@@ -102,6 +102,7 @@ class _Negotiated:
     response_headers: list[tuple[str, str]]
 
 
+@final
 class ClientWebSocket:
     """A client WebSocket connection, with the API of aiohttp's ``ClientWebSocketResponse``.
 
