@@ -9,7 +9,7 @@ nox.options.default_venv_backend = "venv"
 
 # The same command as the README and .ci/run; extra arguments go to pytest (nox -s tests -- -x).
 PYTEST = ["python", "-m", "pytest", "--cov=trio_ws", "--cov-branch", "--cov-report=term-missing"]
-LINTED = ["trio_ws", "tests", "noxfile.py", "docs/conf.py"]
+LINTED = ["trio_ws", "tests", "compliance", "noxfile.py", "docs/conf.py"]
 
 
 @nox.session
@@ -53,3 +53,19 @@ def docs(session: nox.Session) -> None:
     """Build the HTML docs (extra arguments go to sphinx-build); any warning fails the build."""
     session.install("-e", ".[docs]")
     session.run("sphinx-build", "-W", "--keep-going", *session.posargs, "docs", "docs/_build/html")
+
+
+@nox.session
+def autobahn(session: nox.Session) -> None:
+    """Run the whole Autobahn|Testsuite (about 10 minutes); arguments go to compliance/run.py."""
+    session.install("-e", ".")
+    session.run("bash", "compliance/install.sh", external=True)
+    session.run("python", "compliance/run.py", *(session.posargs or ["--full"]))
+
+
+@nox.session
+def autobahn_ci(session: nox.Session) -> None:
+    """Run the CI subset of the Autobahn|Testsuite (about 35 seconds)."""
+    session.install("-e", ".")
+    session.run("bash", "compliance/install.sh", external=True)
+    session.run("python", "compliance/run.py", "--ci", *session.posargs)
