@@ -647,13 +647,13 @@ class ClientWebSocket:
             elif kind is WSMsgType.ERROR:
                 self._set_failure(msg.data, msg.data.code)
                 self._input_done.set()
-                if closing or not self._queue:
+                if closing:
                     self._commit_failure()
                 else:
-                    # The application has yet to see messages that arrived before the
-                    # violation and may answer them (as with aiohttp, and as Autobahn's strict
-                    # grading expects): our close frame waits until it takes the ERROR, or
-                    # ws_close at most (see _read_loop).
+                    # The application may still be answering messages that arrived before the
+                    # violation (queued, or just taken): our close frame waits until it takes
+                    # the ERROR (at once if it is waiting in receive()), or ws_close at most
+                    # (see _read_loop). aiohttp's order, and Autobahn's strict grading.
                     self._commit_at = trio.current_time() + (
                         self._timeout.ws_close or SHIELDED_CLOSE_LIMIT
                     )
