@@ -1,32 +1,32 @@
-"""trio_ws's wsproto extensions on their own: ClientDeflate both ways, MessageLimits' identity.
+"""ClientDeflate on its own, both ways, against zlib streams made here; close-code rules.
 
-The behaviour through the protocol core (limits, bombs, close codes, RFC 7692 examples) is
-tested in ``test_protocol.py``; here a bare wsproto client :class:`Connection` carries the
-extension, so the paths the core never takes (fragmented sends) are exercised too.
+The behaviour through the protocol core (limits, bombs, close codes, RFC 7692 examples, a
+wsproto server on the other end) is tested in ``test_protocol.py``.
 """
 
 from __future__ import annotations
 
+import zlib
+
 import pytest
-from wsproto.connection import Connection, ConnectionType
-from wsproto.events import BytesMessage, Ping, TextMessage
-from wsproto.extensions import PerMessageDeflate
 
-from trio_ws._extensions import ClientDeflate, MessageLimits, is_valid_close_code
+from trio_ws._extensions import ClientDeflate, ProtocolViolation, is_valid_close_code
 
 
-def wsproto_pair(client_ext: ClientDeflate, **server_params: bool) -> tuple[Connection, Connection]:
-    """A wsproto client carrying ``client_ext`` and a wsproto server with its PerMessageDeflate."""
-    server_ext = PerMessageDeflate(**server_params)
-    server_ext.finalize(server_ext.name)
-    return (
-        Connection(ConnectionType.CLIENT, extensions=[client_ext]),
-        Connection(ConnectionType.SERVER, extensions=[server_ext]),
-    )
+def deflate_message(data: bytes, compressor: zlib._Compress | None = None) -> bytes:
+    """``data`` as a permessage-deflate payload (RFC 7692 §7.2.1), as a server sends it."""
+    compressor = compressor or zlib.compressobj(wbits=-15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def inflate_messages(payloads: list[bytes], wbits: int = 15) -> list[bytes]:
+    """Decode our compressed payloads the way a server with context takeover does."""
+    decompressor = zlib.decompressobj(wbits=-wbits)
+    return [decompressor.decompress(p + b"\x00\x00\xff\xff") for p in payloads]
 
 
 def test_client_deflate_describes_its_parameters() -> None:
-    """offer() and repr() show the negotiated parameters; it is enabled from the start."""
+    """offer() and repr() show the negotiated parameters."""
     ext = ClientDeflate(
         client_no_context_takeover=True,
         client_max_window_bits=10,
@@ -34,7 +34,6 @@ def test_client_deflate_describes_its_parameters() -> None:
         server_max_window_bits=9,
     )
     assert ext.name == "permessage-deflate"
-    assert ext.enabled()
     params = (
         "client_max_window_bits=10; server_max_window_bits=9; "
         "client_no_context_takeover; server_no_context_takeover"
@@ -51,15 +50,6 @@ def test_client_deflate_refuses_window_bits_out_of_range(bits: dict[str, int]) -
         ClientDeflate(**bits)  # type: ignore[arg-type]
 
 
-def test_message_limits_is_internal() -> None:
-    """MessageLimits is always enabled and never offered."""
-    ext = MessageLimits(max_msg_size=0, max_fragments=0, deflate=False)
-    assert ext.enabled()
-    assert ext.offer() is False
-    assert ext.error is None
-    assert ext.close is None
-
-
 @pytest.mark.parametrize(
     ("code", "valid"),
     [
@@ -74,42 +64,64 @@ def test_valid_close_codes(code: int, valid: bool) -> None:
 
 
 @pytest.mark.parametrize("takeover", [True, False])
-def test_fragmented_send_is_one_compressed_message(takeover: bool) -> None:
-    """A message sent in fragments is compressed as one: RSV1 on the first frame only."""
-    client, server = wsproto_pair(
-        ClientDeflate(client_no_context_takeover=not takeover),
-        client_no_context_takeover=not takeover,
-    )
+def test_compressed_messages_decode_with_the_servers_window(takeover: bool) -> None:
+    """With context takeover, later messages refer back to earlier ones (and get smaller);
+    without it, each message stands alone."""
+    ext = ClientDeflate(client_no_context_takeover=not takeover, client_max_window_bits=10)
+    payloads = [ext.compress(b"the same words again " * 20) for _ in range(3)]
+    if takeover:
+        assert len(payloads[1]) < len(payloads[0])
+        assert inflate_messages(payloads, wbits=10) == [b"the same words again " * 20] * 3
+    else:
+        assert payloads[0] == payloads[1] == payloads[2]
+        for p in payloads:
+            assert inflate_messages([p], wbits=10) == [b"the same words again " * 20]
+
+
+def test_inflate_takes_a_message_in_any_pieces() -> None:
+    """Pieces of any size make the same message; end_message() completes it."""
+    payload = deflate_message(b"hello permessage-deflate " * 40)
+    for cut in (1, 3, 7, len(payload) - 1):
+        ext = ClientDeflate()
+        out = ext.inflate(payload[:cut]) + ext.inflate(payload[cut:]) + ext.end_message()
+        assert out == b"hello permessage-deflate " * 40
+
+
+def test_inflate_is_bounded_by_max_msg_size() -> None:
+    """Exactly max_msg_size inflates; one byte more is a 1009 violation, and zlib is never
+    asked for more than the budget plus one byte."""
+    payload = deflate_message(b"\0" * 1000)
+    exact = ClientDeflate(max_msg_size=1000)
+    assert exact.inflate(payload) + exact.end_message() == b"\0" * 1000
+    over = ClientDeflate(max_msg_size=999)
+    with pytest.raises(ProtocolViolation, match="inflates past max_msg_size=999") as info:
+        over.inflate(payload + b"\x00\x00\xff\xff")
+    assert info.value.code == 1009
+
+
+def test_the_budget_restarts_with_each_message() -> None:
+    """end_message() and reset_message() start the count of inflated bytes afresh."""
+    ext = ClientDeflate(max_msg_size=600, server_no_context_takeover=True)
     for _ in range(3):
-        first = client.send(TextMessage("abc " * 50, message_finished=False))
-        last = client.send(TextMessage("xyz " * 50))
-        # No ping between the fragments here: wsproto's server (1.3.2) cannot decode that.
-        ping = client.send(Ping(b"after"))
-        assert first[0] & 0x40
-        assert not last[0] & 0x40
-        assert not ping[0] & 0x40
-        server.receive_data(first + last + ping)
-        events = list(server.events())
-        assert events[-1] == Ping(b"after")
-        assert "".join(e.data for e in events if isinstance(e, TextMessage)) == (
-            "abc " * 50 + "xyz " * 50
-        )
+        assert ext.inflate(deflate_message(b"a" * 600)) + ext.end_message() == b"a" * 600
+    ext.inflate(deflate_message(b"b" * 500)[:5])
+    ext.reset_message()
+    ext = ClientDeflate(max_msg_size=600)
+    assert ext.inflate(deflate_message(b"c" * 600)) + ext.end_message() == b"c" * 600
 
 
-def test_fragmented_send_can_go_uncompressed() -> None:
-    """After send_next_uncompressed(), all frames of the next message have RSV1 clear and
-    carry the data as it is; the message after that is compressed again."""
+def test_invalid_compressed_data_is_a_1007_violation() -> None:
+    """Data zlib refuses is invalid frame payload data (1007)."""
+    with pytest.raises(ProtocolViolation, match="invalid compressed data") as info:
+        ClientDeflate().inflate(b"\xff\xff\xff\xff")
+    assert info.value.code == 1007
+
+
+def test_a_stream_ended_with_bfinal_needs_no_tail() -> None:
+    """RFC 7692 §7.2.3.4: a message may end its DEFLATE stream (BFINAL); the next message
+    starts a new stream."""
     ext = ClientDeflate()
-    client, server = wsproto_pair(ext)
-    ext.send_next_uncompressed()
-    wire = client.send(BytesMessage(b"raw " * 10, message_finished=False))
-    wire += client.send(BytesMessage(b"data"))
-    assert not wire[0] & 0x40
-    server.receive_data(wire)
-    assert b"".join(e.data for e in server.events() if isinstance(e, BytesMessage)) == (
-        b"raw " * 10 + b"data"
-    )
-    again = client.send(BytesMessage(b"zip " * 50))
-    assert again[0] & 0x40
-    server.receive_data(again)
-    assert list(server.events()) == [BytesMessage(b"zip " * 50)]
+    for word in (b"first", b"second"):
+        compressor = zlib.compressobj(wbits=-15)
+        whole = compressor.compress(word) + compressor.flush(zlib.Z_FINISH)
+        assert ext.inflate(whole) + ext.end_message() == word

@@ -38,10 +38,10 @@ FUZZ = settings(
 MAX_MSG_SIZE = 2000
 MAX_FRAGMENTS = 6
 VIOLATION_CODES = {1002, 1007, 1009}
-# The longest incomplete thing wsproto may hold between two reads once the core has taken
-# every event: a control frame's 2-byte header and 125-byte payload, or a data frame's 14-byte
-# header (data payloads are streamed out as they arrive).
-MAX_WSPROTO_BUFFER = 2 + 125
+# The most the parser may hold between two reads besides the message being reassembled: an
+# incomplete header (at most 13 bytes) or a control frame's payload (at most 125 bytes; data
+# payloads are streamed into the message as they arrive).
+MAX_PARSER_BUFFER = 125
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,11 +169,12 @@ def make_client(deflate: bool) -> ClientProtocol:
 
 
 def held(client: ClientProtocol) -> tuple[int, int]:
-    """What the core holds between two reads: its reassembly buffer and wsproto's input buffer
-    (private attributes: these are the numbers the memory bound is about)."""
+    """What the core holds between two reads: its reassembly buffer and the parser's input
+    buffers (private attributes: these are the numbers the memory bound is about)."""
     text = client._text.getvalue().encode() if client._text else b""
     partial = len(client._bytes or b"") + len(text)
-    return partial, len(client._conn._proto._frame_decoder.buffer)
+    assert len(client._head) <= 13
+    return partial, max(len(client._head), len(client._control_payload))
 
 
 def summary(msg: WSMessage) -> tuple[object, ...]:
@@ -196,7 +197,7 @@ def feed(client: ClientProtocol, wire: bytes, bounds: list[int]) -> list[WSMessa
         if client.failure is None and not client.remote_closed:
             partial, buffered = held(client)
             assert partial <= MAX_MSG_SIZE
-            assert buffered <= MAX_WSPROTO_BUFFER
+            assert buffered <= MAX_PARSER_BUFFER
     return got
 
 

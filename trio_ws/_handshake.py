@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import attrs
-from wsproto.extensions import Extension
 from wsproto.utilities import generate_accept_token, generate_nonce
 
 from ._errors import InvalidArgument, WSServerHandshakeError
@@ -72,7 +71,7 @@ class HandshakeResult:
     """What a successful opening handshake negotiated."""
 
     subprotocol: str | None
-    extensions: list[Extension]
+    extensions: list[ClientDeflate]
     headers: list[tuple[str, str]]
     #: Bytes that followed the response head: the first WebSocket frames.
     trailing_data: bytes
@@ -353,7 +352,7 @@ class ClientHandshake:
             return None
         return values[0]
 
-    def _check_extensions(self) -> list[Extension]:
+    def _check_extensions(self) -> list[ClientDeflate]:
         values = self._values("sec-websocket-extensions")
         accepted = [e.strip() for v in values for e in v.split(",") if e.strip()]
         if not accepted:
