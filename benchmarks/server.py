@@ -1,0 +1,167 @@
+"""The benchmark server: the ``websockets`` package's asyncio server, in its own process.
+
+    python -m benchmarks.server [--port P] [--deflate-port Q] [--no-uvloop]
+
+It binds 127.0.0.1 only, on two ports (0, the default, picks a free one): the first without
+compression, the second with permessage-deflate (for W6). When both listen it prints one line,
+``{"event": "ready", "port": P, "deflate_port": Q, "pid": ..., "loop": ...}``, and then serves
+until it is terminated. It runs on uvloop when that is importable (and not ``--no-uvloop``).
+
+Paths, the same on both ports:
+
+* ``/echo``: send every message back unchanged.
+* ``/push?n=N&size=S&type=binary|text|json``: wait for the client's first message, then send N
+  messages of S bytes as fast as the connection takes them, then close with 1000. ``binary``
+  sends BINARY messages, ``text`` and ``json`` TEXT ones; ``json`` cycles through 64 distinct
+  JSON documents of exactly S bytes (what W6 compresses). Without compression the frames are
+  built once and written in batches (see ``_push_prebuilt``), so that pushing costs the server
+  far less than receiving costs any client.
+
+Both directions allow messages of up to 64 MiB, and the server sends no keep-alive pings, so
+that nothing but the workload crosses the wire while a client is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+from collections.abc import Sequence
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+
+if __package__ in {None, ""}:  # run as a script: python benchmarks/server.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import payloads
+
+MAX_SIZE: Final = 64 * 1024 * 1024
+#: Write buffer high-water mark: large enough that a push rarely waits for ``drain()``.
+WRITE_LIMIT: Final = 4 * 1024 * 1024
+#: Bytes of pre-built frames the push writes at a time.
+BATCH_BYTES: Final = 256 * 1024
+
+
+async def handler(ws: ServerConnection) -> None:
+    """Serve one connection according to its path."""
+    assert ws.request is not None
+    url = urlsplit(ws.request.path)
+    try:
+        if url.path == "/push":
+            await push(ws, parse_qs(url.query))
+        else:
+            async for message in ws:
+                await ws.send(message)
+    except ConnectionClosed:
+        pass
+
+
+async def push(ws: ServerConnection, query: dict[str, list[str]]) -> None:
+    """Send ``n`` messages after the client's first one, then close."""
+    n = int(query.get("n", ["1"])[0])
+    size = int(query.get("size", ["64"])[0])
+    kind = query.get("type", ["binary"])[0]
+    messages: Sequence[str | bytes]
+    if kind == "binary":
+        messages = [payloads.binary(size)]
+    elif kind == "text":
+        messages = [payloads.text(size)]
+    elif kind == "json":
+        messages = payloads.json_documents(size)
+    else:
+        await ws.close(1008, f"unknown type {kind!r}")
+        return
+    await ws.recv()
+    if len(messages) == 1 and not ws.protocol.extensions:
+        await _push_prebuilt(ws, messages[0], n)
+    else:
+        send, variety = ws.send, len(messages)
+        for i in range(n):
+            await send(messages[i % variety])
+    await ws.close(1000)
+
+
+async def _push_prebuilt(ws: ServerConnection, message: str | bytes, n: int) -> None:
+    """Send ``n`` copies of ``message``, serialized once and written in 256 KiB batches.
+
+    ``send()`` costs the server a few microseconds per message, which would cap W3-64 at about
+    the rate of the fastest client: the table would measure the server. Without extensions a
+    message's frame is the same bytes every time (a server does not mask), so it is built once
+    with websockets' own serializer and written straight to the transport, waiting on the
+    connection's flow control (``drain()``) after each batch. The close that follows goes
+    through the protocol as usual.
+    """
+    opcode = Opcode.BINARY if isinstance(message, bytes) else Opcode.TEXT
+    data = message if isinstance(message, bytes) else message.encode()
+    frame = Frame(opcode, data).serialize(mask=False)
+    per_batch = max(1, BATCH_BYTES // len(frame))
+    batch = frame * per_batch
+    full, rest = divmod(n, per_batch)
+    write, drain = ws.transport.write, ws.drain
+    for _ in range(full):
+        write(batch)
+        await drain()
+    write(frame * rest)
+    await drain()
+
+
+def _raise_fd_limit() -> None:
+    """W5 holds a thousand connections or more open at once: allow as many files as we may."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _serve(port: int, compression: str | None) -> serve:
+    """A server on ``127.0.0.1:port`` with the settings every benchmark expects."""
+    return serve(
+        handler,
+        "127.0.0.1",
+        port,
+        compression=compression,
+        max_size=MAX_SIZE,
+        ping_interval=None,
+        write_limit=WRITE_LIMIT,
+        # W5 opens 50 handshakes at once: a long accept queue keeps a burst of SYNs from
+        # being dropped and retried a second later.
+        backlog=1024,
+    )
+
+
+async def serve_forever(port: int, deflate_port: int, loop_name: str) -> None:
+    """Listen on both ports, say so on stdout, then serve until the process is terminated."""
+    async with _serve(port, None) as plain, _serve(deflate_port, "deflate") as deflate:
+        ports = [s.getsockname()[1] for s in (*plain.sockets, *deflate.sockets)]
+        ready = {"event": "ready", "port": ports[0], "deflate_port": ports[1]}
+        print(json.dumps({**ready, "pid": os.getpid(), "loop": loop_name}), flush=True)
+        await asyncio.Future()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description="trio_ws benchmark server (loopback only).")
+    parser.add_argument("--port", type=int, default=0, help="plain port (default: a free one)")
+    parser.add_argument("--deflate-port", type=int, default=0, help="permessage-deflate port")
+    parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
+    args = parser.parse_args(argv)
+    _raise_fd_limit()
+    run, loop_name = asyncio.run, "asyncio"
+    if not args.no_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            run, loop_name = uvloop.run, "uvloop"
+    run(serve_forever(args.port, args.deflate_port, loop_name))
+
+
+if __name__ == "__main__":
+    main()
