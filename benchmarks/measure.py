@@ -1,0 +1,77 @@
+"""Run one configuration with one client, in this process, and print one JSON line.
+
+    python -m benchmarks.measure --client trio_ws --config W3-64 --n 20000 \\
+        --port P --deflate-port Q [--server-pid PID]
+
+:mod:`benchmarks.run` starts one such process per measurement, so that every measurement
+starts from a fresh interpreter that has imported only its own library. The line is the
+workload's result with ``"status": "ok"``, or ``"status": "n/a"`` (library not installed, or no
+permessage-deflate for W6) or ``"status": "error"`` with the exception.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+if __package__ in {None, ""}:  # run as a script: python benchmarks/measure.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.clients import CLIENTS, Client
+from benchmarks.workloads import CONFIGS, WORKLOADS, Config, Result, Urls, Window
+
+
+def measure(
+    client: Client, config: Config, n: int, urls: Urls, server_pid: int | None = None
+) -> Result:
+    """Run ``config`` with ``n`` exchanges; the workload's result plus the window's figures."""
+    if not client.available():
+        return {"status": "n/a", "reason": f"{client.module} is not installed"}
+    if config.deflate and not client.deflate:
+        return {"status": "n/a", "reason": f"{client.name} has no permessage-deflate"}
+    client.load()
+    window = Window(server_pid)
+    workload = WORKLOADS[config.workload]
+    result = trio.run(workload, client, urls, n, config.size, config.warm(n), window)
+    return {"status": "ok", **result, **window.figures()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description="One benchmark measurement, one JSON line.")
+    parser.add_argument("--client", required=True, choices=sorted(CLIENTS))
+    parser.add_argument("--config", required=True, choices=sorted(CONFIGS))
+    parser.add_argument("--n", type=int, help="exchanges (default: the full-size n)")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--deflate-port", type=int, required=True)
+    parser.add_argument("--server-pid", type=int, help="report the server's CPU use too")
+    args = parser.parse_args(argv)
+
+    # W5 holds many connections at once: allow as many open files as the hard limit does.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    config = CONFIGS[args.config]
+    urls = Urls(f"ws://127.0.0.1:{args.port}", f"ws://127.0.0.1:{args.deflate_port}")
+    line: dict[str, Any]
+    try:
+        line = measure(CLIENTS[args.client], config, args.n or config.n, urls, args.server_pid)
+    except Exception as exc:
+        traceback.print_exc()
+        while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]  # a nursery's wrapping says nothing about the failure
+        line = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    print(json.dumps(line), flush=True)
+    return 0 if line["status"] != "error" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
