@@ -136,7 +136,9 @@ class ClientWebSocket:
         self._queue: deque[WSMessage] = deque()
         self._queue_bytes = 0
         self._receiving = False
-        self._msg_event: trio.Event | None = None
+        self._waiter: trio.lowlevel.Task | None = None  # the task parked in receive()
+        self._batch = 0  # batches of messages the reader delivered
+        self._yielded_batch = 0  # the batch receive() last yielded to the scheduler in
         self._space_event: trio.Event | None = None
         self._paused = False
 
@@ -254,6 +256,21 @@ class ClientWebSocket:
         """
         if self._receiving:
             raise RuntimeError("Concurrent call to receive() is not allowed")
+        if self._queue and not self._closing:
+            # The fast path: a message is waiting. Cancellation is checked first; the task
+            # yields to others once per batch the reader delivered (one read's worth of
+            # messages), not per message, so a firehose costs one schedule per read and
+            # still cannot starve other tasks for longer than that.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            msg = self._pop()
+            if self._batch != self._yielded_batch:
+                self._yielded_batch = self._batch
+                self._receiving = True
+                try:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                finally:
+                    self._receiving = False
+            return msg
         if timeout is None:
             timeout = self._timeout.ws_receive
         self._receiving = True
@@ -265,23 +282,41 @@ class ClientWebSocket:
                     await trio.lowlevel.checkpoint()
                     return WS_CLOSED_MESSAGE if closing_at_start else WS_CLOSING_MESSAGE
                 if self._queue:
-                    await trio.lowlevel.checkpoint_if_cancelled()
-                    msg = self._pop()
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-                    return msg
+                    await trio.lowlevel.checkpoint()
+                    self._yielded_batch = self._batch
+                    return self._pop()
                 if self._input_done.is_set():
                     await trio.lowlevel.checkpoint()
                     return WS_CLOSED_MESSAGE
-                event = self._msg_event = trio.Event()
                 if deadline is None:
-                    await event.wait()
+                    if await self._wait_for_message():
+                        self._yielded_batch = self._batch  # parking was a schedule point
+                        return self._pop()
                     continue
                 with trio.move_on_at(deadline):
-                    await event.wait()
-                if not event.is_set():
+                    if await self._wait_for_message():
+                        self._yielded_batch = self._batch
+                        return self._pop()
+                    continue
+                if not self._queue and not self._closing and not self._input_done.is_set():
                     raise WSTimeoutError(f"no message within {timeout} s")
         finally:
             self._receiving = False
+
+    async def _wait_for_message(self) -> bool:
+        """Park until the reader (or close, or a failure) wakes us.
+
+        Returns ``True`` if a message can be taken at once. Cancelled, it takes nothing. The
+        low-level wait instead of a ``trio.Event`` per call: this is the per-message path.
+        """
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        return bool(self._queue) and not self._closing
 
     def _pop(self) -> WSMessage:
         msg = self._queue.popleft()
@@ -420,13 +455,20 @@ class ClientWebSocket:
         then drain."""
         self._check_can_send()
         lock = self._write_lock
-        if lock.locked() and self._core.outbox_size < OUTBOX_HIGH_WATER:
-            # Another task is in send_all and will drain the outbox before it releases the lock.
+        if lock.locked():
+            if self._core.outbox_size < OUTBOX_HIGH_WATER:
+                # Another task is in send_all and will drain the outbox before it releases
+                # the lock.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                produce(*args)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            await lock.acquire()
+        else:
+            # Free: take it without the lock's own schedule point (send_all has one).
             await trio.lowlevel.checkpoint_if_cancelled()
-            produce(*args)
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return
-        async with lock:
+            lock.acquire_nowait()
+        try:
             # Whoever holds the lock leaves the outbox empty: the reader may have queued a pong
             # or a close frame while we waited, relying on us to send it.
             try:
@@ -434,6 +476,8 @@ class ClientWebSocket:
                 produce(*args)
             finally:
                 await self._drain()
+        finally:
+            lock.release()
 
     def _check_can_send(self) -> None:
         # A protocol failure still waiting for its close frame (see _deliver) allows sends.
@@ -626,9 +670,9 @@ class ClientWebSocket:
             self._expect_eof()
 
     def _wake_receiver(self) -> None:
-        if self._msg_event is not None:
-            self._msg_event.set()
-            self._msg_event = None
+        if self._waiter is not None:
+            trio.lowlevel.reschedule(self._waiter)
+            self._waiter = None
 
     def _wake_reader(self) -> None:
         if self._space_event is not None:
@@ -637,6 +681,7 @@ class ClientWebSocket:
 
     def _deliver(self, msgs: list[WSMessage]) -> None:
         """Queue what the core produced (reader task)."""
+        self._batch += 1
         closing = self._closing
         for msg in msgs:
             kind = msg.type

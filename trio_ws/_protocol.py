@@ -255,6 +255,7 @@ class ClientProtocol:
         pos = 0
         self._head = b""
         max_msg_size = self._max_msg_size
+        deflate = self._deflate
         while pos < n:
             if self._frame_left:
                 # Streaming the payload of a frame that did not fit in one read.
@@ -300,16 +301,27 @@ class ClientProtocol:
             opcode = b0 & 0x0F
             fin = b0 & 0x80
             end = start + length
-            if b0 & 0x70 == 0 and fin and 0 < opcode < 3 and self._msg_opcode == 0:
-                # The common case: a whole uncompressed message in one frame.
-                if max_msg_size and length > max_msg_size:
-                    raise self._too_big(length)
-                if end <= n:
+            if fin and 0 < opcode < 3 and self._msg_opcode == 0:
+                rsv = b0 & 0x70
+                if rsv == 0:
+                    # The common case: a whole uncompressed message in one frame.
+                    if max_msg_size and length > max_msg_size:
+                        raise self._too_big(length)
+                    if end <= n:
+                        pos = end
+                        if opcode == _BINARY:
+                            out.append(_tuple_new(WSMessage, (_BINARY_TYPE, buf[start:end], None)))
+                        else:
+                            out.append(self._text_message(buf[start:end]))
+                        continue
+                elif rsv == 0x40 and end <= n and deflate is not None:
+                    # A whole compressed message in one frame.
                     pos = end
+                    payload = deflate.inflate(buf[start:end]) + deflate.end_message()
                     if opcode == _BINARY:
-                        out.append(_tuple_new(WSMessage, (_BINARY_TYPE, buf[start:end], None)))
+                        out.append(_tuple_new(WSMessage, (_BINARY_TYPE, payload, None)))
                     else:
-                        out.append(self._text_message(buf[start:end]))
+                        out.append(self._text_message(payload))
                     continue
             self._check_header(b0, opcode, length)
             pos = start
