@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 from typing import Any
 
 import pytest
@@ -405,6 +407,38 @@ async def test_full_queue_pushes_back_on_the_server(
         assert 500 <= sent < 2000  # bounded by the queue limit, not by the test
         for _ in range(sent):
             await ws.receive_bytes()
+
+
+async def test_a_firehose_yields_once_per_read_not_per_message(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """receive() takes queued messages without a schedule point each, but lets other tasks
+    run at least once per read's worth of messages (here: 10 reads of 100 messages)."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    async with open_pair(nursery, lockstep=True) as (ws, peer):
+        chunk = b"".join(peer.conn.send(BytesMessage(data=b"%d" % i)) for i in range(100))
+
+        async def push() -> None:
+            for _ in range(10):
+                await peer.send_raw(chunk)
+
+        nursery.start_soon(push)
+        nursery.start_soon(ticker)
+        marks = []
+        for i in range(1000):
+            assert await ws.receive_bytes() == b"%d" % (i % 100)
+            marks.append(ticks)
+        runs = collections.Counter(marks)
+        assert max(runs.values()) <= 100  # never more than one read between two ticks
+        assert len(runs) < 100  # and far fewer schedule points than messages
+        nursery.cancel_scope.cancel()
 
 
 # ---------------------------------------------------------------------------------------------
