@@ -13,9 +13,9 @@ Paths, the same on both ports:
 * ``/push?n=N&size=S&type=binary|text|json``: wait for the client's first message, then send N
   messages of S bytes as fast as the connection takes them, then close with 1000. ``binary``
   sends BINARY messages, ``text`` and ``json`` TEXT ones; ``json`` cycles through 64 distinct
-  JSON documents of exactly S bytes (what W6 compresses). Without compression the frames are
-  built once and written in batches (see ``_push_prebuilt``), so that pushing costs the server
-  far less than receiving costs any client.
+  JSON documents of exactly S bytes (what W6 compresses). Frames are built once and written in
+  batches (see ``_push_prebuilt``), so that pushing costs the server far less than receiving
+  costs any client; for that the deflate port compresses each message on its own.
 
 Both directions allow messages of up to 64 MiB, and the server sends no keep-alive pings, so
 that nothing but the workload crosses the wire while a client is timed.
@@ -35,6 +35,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.frames import Frame, Opcode
 
 if __package__ in {None, ""}:  # run as a script: python benchmarks/server.py
@@ -47,6 +52,16 @@ MAX_SIZE: Final = 64 * 1024 * 1024
 WRITE_LIMIT: Final = 4 * 1024 * 1024
 #: Bytes of pre-built frames the push writes at a time.
 BATCH_BYTES: Final = 256 * 1024
+#: The deflate port's permessage-deflate: websockets' defaults, except that the server
+#: compresses each message on its own (``server_no_context_takeover``, RFC 7692 §7.1.1.1: a
+#: server may ask for it even if the client's offer did not). So its frames can be built once
+#: (see ``_push_prebuilt``); clients still inflate every message, with a fresh context.
+DEFLATE: Final = ServerPerMessageDeflateFactory(
+    server_no_context_takeover=True,
+    server_max_window_bits=12,
+    client_max_window_bits=12,
+    compress_settings={"memLevel": 5},
+)
 
 
 async def handler(ws: ServerConnection) -> None:
@@ -79,36 +94,47 @@ async def push(ws: ServerConnection, query: dict[str, list[str]]) -> None:
         await ws.close(1008, f"unknown type {kind!r}")
         return
     await ws.recv()
-    if len(messages) == 1 and not ws.protocol.extensions:
-        await _push_prebuilt(ws, messages[0], n)
-    else:
+    if all(_stateless(ext) for ext in ws.protocol.extensions):
+        await _push_prebuilt(ws, messages, n)
+    else:  # a frame depends on the ones before it: let websockets build each
         send, variety = ws.send, len(messages)
         for i in range(n):
             await send(messages[i % variety])
     await ws.close(1000)
 
 
-async def _push_prebuilt(ws: ServerConnection, message: str | bytes, n: int) -> None:
-    """Send ``n`` copies of ``message``, serialized once and written in 256 KiB batches.
+def _stateless(extension: Extension) -> bool:
+    """Whether ``extension`` encodes each message on its own, so a frame can be reused."""
+    return isinstance(extension, PerMessageDeflate) and extension.local_no_context_takeover
 
-    ``send()`` costs the server a few microseconds per message, which would cap W3-64 at about
-    the rate of the fastest client: the table would measure the server. Without extensions a
-    message's frame is the same bytes every time (a server does not mask), so it is built once
-    with websockets' own serializer and written straight to the transport, waiting on the
-    connection's flow control (``drain()``) after each batch. The close that follows goes
-    through the protocol as usual.
+
+async def _push_prebuilt(ws: ServerConnection, messages: Sequence[str | bytes], n: int) -> None:
+    """Send ``n`` messages cycling through ``messages``, each serialized once, in batches.
+
+    ``send()`` costs the server a few microseconds per message (tens with compression), which
+    would cap W3-64 and W6 near the rate of the fastest client: the table would measure the
+    server. Here no frame depends on the ones before it (a server does not mask; the deflate
+    port compresses each message on its own), so each message's frame is built once with
+    websockets' own serializer and extensions, and the frames are written straight to the
+    transport in batches of about ``BATCH_BYTES``, waiting on the connection's flow control
+    (``drain()``) after each. The close that follows goes through the protocol as usual.
     """
-    opcode = Opcode.BINARY if isinstance(message, bytes) else Opcode.TEXT
-    data = message if isinstance(message, bytes) else message.encode()
-    frame = Frame(opcode, data).serialize(mask=False)
-    per_batch = max(1, BATCH_BYTES // len(frame))
-    batch = frame * per_batch
+    frames = [
+        Frame(
+            Opcode.BINARY if isinstance(m, bytes) else Opcode.TEXT,
+            m if isinstance(m, bytes) else m.encode(),
+        ).serialize(mask=False, extensions=ws.protocol.extensions)
+        for m in messages
+    ]
+    cycle = b"".join(frames)
+    cycles_per_batch = max(1, BATCH_BYTES // len(cycle))
+    batch, per_batch = cycle * cycles_per_batch, len(frames) * cycles_per_batch
     full, rest = divmod(n, per_batch)
     write, drain = ws.transport.write, ws.drain
     for _ in range(full):
         write(batch)
         await drain()
-    write(frame * rest)
+    write(b"".join(frames[i % len(frames)] for i in range(rest)))
     await drain()
 
 
@@ -119,13 +145,14 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _serve(port: int, compression: str | None) -> serve:
+def _serve(port: int, deflate: bool) -> serve:
     """A server on ``127.0.0.1:port`` with the settings every benchmark expects."""
     return serve(
         handler,
         "127.0.0.1",
         port,
-        compression=compression,
+        compression=None,
+        extensions=[DEFLATE] if deflate else None,
         max_size=MAX_SIZE,
         ping_interval=None,
         write_limit=WRITE_LIMIT,
@@ -137,7 +164,7 @@ def _serve(port: int, compression: str | None) -> serve:
 
 async def serve_forever(port: int, deflate_port: int, loop_name: str) -> None:
     """Listen on both ports, say so on stdout, then serve until the process is terminated."""
-    async with _serve(port, None) as plain, _serve(deflate_port, "deflate") as deflate:
+    async with _serve(port, False) as plain, _serve(deflate_port, True) as deflate:
         ports = [s.getsockname()[1] for s in (*plain.sockets, *deflate.sockets)]
         ready = {"event": "ready", "port": ports[0], "deflate_port": ports[1]}
         print(json.dumps({**ready, "pid": os.getpid(), "loop": loop_name}), flush=True)
