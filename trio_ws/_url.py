@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -55,6 +56,9 @@ class Target:
         return f"{scheme}://{self.host_header}{self.resource}"
 
 
+_CONTROL_OR_SPACE: Final = re.compile(r"[\x00-\x20\x7f]")
+
+
 def parse_url(url: str, params: Params | None = None) -> Target:
     """Parse ``url`` and append ``params`` to its query.
 
@@ -68,7 +72,7 @@ def parse_url(url: str, params: Params | None = None) -> Target:
     """
     if not isinstance(url, str):
         raise InvalidURL(f"the URL must be a str, not {type(url).__name__}")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+    if _CONTROL_OR_SPACE.search(url):
         raise InvalidURL(f"the URL contains white space or control characters: {url!r}")
     try:
         parts = urlsplit(url)
