@@ -9,7 +9,10 @@ nox.options.default_venv_backend = "venv"
 
 # The same command as the README and .ci/run; extra arguments go to pytest (nox -s tests -- -x).
 PYTEST = ["python", "-m", "pytest", "--cov=trio_ws", "--cov-branch", "--cov-report=term-missing"]
-LINTED = ["trio_ws", "tests", "compliance", "noxfile.py", "docs/conf.py"]
+LINTED = ["trio_ws", "tests", "compliance", "benchmarks", "noxfile.py", "docs/conf.py"]
+#: Where `nox -s bench` keeps results.json, and where the docs look for the chart and table.
+BENCH_RESULTS = "benchmarks/results"
+BENCH_DOCS = "docs/_generated"
 
 
 @nox.session
@@ -69,3 +72,21 @@ def autobahn_ci(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("bash", "compliance/install.sh", external=True)
     session.run("python", "compliance/run.py", "--ci", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run benchmarks/run.py (arguments go to it) and put its chart and table in the docs.
+
+    ``nox -s bench -- --scale 0.05`` for a quick run; ``-- --reps 3`` for medians of three.
+    """
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/run.py", "--out", BENCH_RESULTS, *session.posargs)
+    session.run("python", "benchmarks/plot.py", BENCH_RESULTS, "--out", BENCH_DOCS)
+
+
+@nox.session
+def bench_smoke(session: nox.Session) -> None:
+    """Run the benchmark suite with tiny n, trio_ws only: proves it still works (seconds)."""
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/run.py", "--smoke", *session.posargs)
