@@ -34,7 +34,7 @@ def json_documents(size: int, count: int = JSON_VARIETY) -> list[str]:
     rng = random.Random(6455)
     docs = []
     for seq in range(count):
-        levels = []
+        levels: list[list[float]] = []
         body: dict[str, object] = {"type": "book", "symbol": "BTC-USD", "seq": seq, "pad": ""}
         while True:
             body["bids"] = levels[0::2]

@@ -126,6 +126,8 @@ def server(cpu: int | None) -> Iterator[dict[str, Any]]:
         yield json.loads(line)
     finally:
         _stop(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def measure(
@@ -219,7 +221,7 @@ def _rate(value: float) -> str:
 
 def _cell(entry: dict[str, Any], key: str = "rate") -> str:
     if entry["status"] != "ok":
-        return entry["status"]
+        return str(entry["status"])
     value = entry.get(key)
     if value is None:
         return "-"

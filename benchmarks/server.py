@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.extensions import Extension
 from websockets.extensions.permessage_deflate import (
@@ -145,7 +145,7 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _serve(port: int, deflate: bool) -> serve:
+def _serve(port: int, deflate: bool) -> Server:
     """A server on ``127.0.0.1:port`` with the settings every benchmark expects."""
     return serve(
         handler,
