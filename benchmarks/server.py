@@ -11,7 +11,11 @@ Paths, the same on both ports:
 
 * ``/echo``: send every message back unchanged.
 * ``/push?n=N&size=S&type=binary|text|json``: wait for the client's first message, then send N
-  messages of S bytes as fast as the connection takes them, then close with 1000. ``binary``
+  messages of S bytes as fast as the connection takes them, then close with 1000. With
+  ``&warm=W``, first send W messages after the client's first message, then the N after its
+  second one: the client starts its clock before asking for the N, so that nothing it read
+  ahead during the warm-up counts as timed work (clients buffer from 16 to 1024 messages
+  ahead). ``binary``
   sends BINARY messages, ``text`` and ``json`` TEXT ones; ``json`` cycles through 64 distinct
   JSON documents of exactly S bytes (what W6 compresses). Frames are built once and written in
   batches (see ``_push_prebuilt``), so that pushing costs the server far less than receiving
@@ -79,7 +83,7 @@ async def handler(ws: ServerConnection) -> None:
 
 
 async def push(ws: ServerConnection, query: dict[str, list[str]]) -> None:
-    """Send ``n`` messages after the client's first one, then close."""
+    """Send ``n`` messages after the client's first one (``warm``, then ``n``), then close."""
     n = int(query.get("n", ["1"])[0])
     size = int(query.get("size", ["64"])[0])
     kind = query.get("type", ["binary"])[0]
@@ -93,13 +97,15 @@ async def push(ws: ServerConnection, query: dict[str, list[str]]) -> None:
     else:
         await ws.close(1008, f"unknown type {kind!r}")
         return
-    await ws.recv()
-    if all(_stateless(ext) for ext in ws.protocol.extensions):
-        await _push_prebuilt(ws, messages, n)
-    else:  # a frame depends on the ones before it: let websockets build each
-        send, variety = ws.send, len(messages)
-        for i in range(n):
-            await send(messages[i % variety])
+    warm = int(query.get("warm", ["0"])[0])
+    for count in (warm, n) if warm else (n,):
+        await ws.recv()
+        if all(_stateless(ext) for ext in ws.protocol.extensions):
+            await _push_prebuilt(ws, messages, count)
+        else:  # a frame depends on the ones before it: let websockets build each
+            send, variety = ws.send, len(messages)
+            for i in range(count):
+                await send(messages[i % variety])
     await ws.close(1000)
 
 
