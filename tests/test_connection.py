@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-
 from typing import Any
 
 import pytest
@@ -620,10 +619,10 @@ async def test_bug_in_the_reader_surfaces_as_one_error(
     """An unexpected exception in the reader becomes exception(), ERROR and code 1006."""
     async with open_pair(nursery) as (ws, peer):
 
-        def broken(data: bytes) -> list[object]:
+        def broken(self: object, data: bytes) -> list[object]:
             raise RuntimeError("bug")
 
-        monkeypatch.setattr(ws._core, "receive_data", broken)
+        monkeypatch.setattr(type(ws._core), "receive_data", broken)
         await peer.send(TextMessage(data="boom"))
         msg = await ws.receive()
         assert msg.type is WSMsgType.ERROR

@@ -92,14 +92,32 @@ _DATA_TYPES: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 _END_TYPES: Final = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 
 
+def _join_headers(headers: list[tuple[str, str]]) -> str:
+    return "\n".join(f"{name}:{value}" for name, value in headers)
+
+
 @attrs.frozen
 class _Negotiated:
-    """What the opening handshake agreed on."""
+    """What the opening handshake agreed on.
+
+    The response headers are kept as one string (``name:value`` lines; the handshake
+    refused names with a colon and values with a line break) and split on request: one
+    object per connection instead of three per header.
+    """
 
     subprotocol: str | None
     compress: int
     client_notakeover: bool
-    response_headers: list[tuple[str, str]]
+    response_head: str = attrs.field(converter=_join_headers)
+
+    @property
+    def response_headers(self) -> list[tuple[str, str]]:
+        if not self.response_head:
+            return []
+        return [
+            (name, value)
+            for name, _, value in (line.partition(":") for line in self.response_head.split("\n"))
+        ]
 
 
 @final
@@ -112,6 +130,37 @@ class ClientWebSocket:
     tasks may send concurrently. ``async for msg in ws`` yields messages until the connection
     closes; ``async with ws`` closes it on exit.
     """
+
+    # Slots: thousands of idle connections are a use case (no __dict__ per instance).
+    __slots__ = (
+        "_batch",
+        "_close_code",
+        "_closing",
+        "_commit_at",
+        "_core",
+        "_exception",
+        "_flush_scheduled",
+        "_heartbeat",
+        "_heartbeat_scope",
+        "_input_event",
+        "_input_finished",
+        "_last_rx",
+        "_negotiated",
+        "_nursery",
+        "_paused",
+        "_queue",
+        "_queue_bytes",
+        "_reader_scope",
+        "_receiving",
+        "_rx_count",
+        "_space_event",
+        "_stream",
+        "_timeout",
+        "_transport_closed",
+        "_waiter",
+        "_write_lock",
+        "_yielded_batch",
+    )
 
     def __init__(
         self,
@@ -130,10 +179,11 @@ class ClientWebSocket:
         self._timeout = timeout
         self._heartbeat = heartbeat
 
-        self._write_lock = trio.Lock()
+        self._write_lock: trio.Lock | None = None  # made on first use: idle connections are many
         self._flush_scheduled = False
 
-        self._queue: deque[WSMessage] = deque()
+        # A deque only while messages wait: an empty one costs 760 bytes per idle connection.
+        self._queue: deque[WSMessage] | tuple[()] = ()
         self._queue_bytes = 0
         self._receiving = False
         self._waiter: trio.lowlevel.Task | None = None  # the task parked in receive()
@@ -143,14 +193,15 @@ class ClientWebSocket:
         self._paused = False
 
         # Set once nothing more can arrive: close frame, protocol failure, EOF or failure.
-        self._input_done = trio.Event()
+        self._input_finished = False
+        self._input_event: trio.Event | None = None  # made only when close() must wait
         self._closing = False  # the user called close()
         self._exception: BaseException | None = None
         self._close_code: int | None = None
         self._transport_closed = False
 
         self._reader_scope = trio.CancelScope()
-        self._heartbeat_scope = trio.CancelScope()
+        self._heartbeat_scope = trio.CancelScope() if heartbeat is not None else None
         # When the close frame of a deferred protocol failure goes out at the latest.
         self._commit_at: float | None = None
         self._last_rx = trio.current_time()
@@ -228,7 +279,7 @@ class ClientWebSocket:
         the connection has no such thing.
         """
         if name == "response_headers":
-            return list(self._negotiated.response_headers)
+            return self._negotiated.response_headers
         if name == "subprotocol":
             return self._negotiated.subprotocol
         return extra_info(self._stream, name, default)
@@ -285,7 +336,7 @@ class ClientWebSocket:
                     await trio.lowlevel.checkpoint()
                     self._yielded_batch = self._batch
                     return self._pop()
-                if self._input_done.is_set():
+                if self._input_finished:
                     await trio.lowlevel.checkpoint()
                     return WS_CLOSED_MESSAGE
                 if deadline is None:
@@ -298,7 +349,7 @@ class ClientWebSocket:
                         self._yielded_batch = self._batch
                         return self._pop()
                     continue
-                if not self._queue and not self._closing and not self._input_done.is_set():
+                if not self._queue and not self._closing and not self._input_finished:
                     raise WSTimeoutError(f"no message within {timeout} s")
         finally:
             self._receiving = False
@@ -319,7 +370,11 @@ class ClientWebSocket:
         return bool(self._queue) and not self._closing
 
     def _pop(self) -> WSMessage:
-        msg = self._queue.popleft()
+        queue = self._queue
+        assert queue
+        msg = queue.popleft()
+        if not queue:
+            self._queue = ()
         if msg.type in _DATA_TYPES:
             self._queue_bytes -= len(msg.data)
         elif msg.type is WSMsgType.ERROR:
@@ -454,7 +509,7 @@ class ClientWebSocket:
         """The one write path: frame into the outbox under the lock (or hand it to the holder),
         then drain."""
         self._check_can_send()
-        lock = self._write_lock
+        lock = self._lock()
         if lock.locked():
             if self._core.outbox_size < OUTBOX_HIGH_WATER:
                 # Another task is in send_all and will drain the outbox before it releases
@@ -515,14 +570,14 @@ class ClientWebSocket:
 
     def _kick_flush(self) -> None:
         """Have the outbox sent without waiting for it (reader and heartbeat use this)."""
-        if self._flush_scheduled or self._write_lock.locked() or not self._core.outbox_size:
+        if self._flush_scheduled or self._lock_held() or not self._core.outbox_size:
             return  # a holder of the lock drains the outbox before releasing it
         self._flush_scheduled = True
         self._nursery.start_soon(self._flush_task)
 
     async def _flush_task(self) -> None:
         try:
-            async with self._write_lock:
+            async with self._lock():
                 self._flush_scheduled = False
                 if not self._transport_closed:
                     await self._drain()
@@ -562,7 +617,7 @@ class ClientWebSocket:
             return False
         self._closing = True
         # Data that arrives now is not for anyone; a waiting receive() returns CLOSING.
-        self._queue.clear()
+        self._queue = ()
         self._queue_bytes = 0
         self._wake_receiver()
         self._wake_reader()
@@ -572,12 +627,14 @@ class ClientWebSocket:
             with trio.move_on_at(deadline) as scope:
                 self._core.send_close(code, reason)
                 try:
-                    async with self._write_lock:
+                    async with self._lock():
                         await self._drain()
                 except WSClosedError:
                     pass  # the failure is recorded; nothing more to wait for
                 else:
-                    await self._input_done.wait()
+                    if not self._input_finished:
+                        event = self._input_event = trio.Event()
+                        await event.wait()
             if scope.cancelled_caught and self._exception is None:
                 self._set_failure(
                     WSTimeoutError(f"the server did not answer our close frame within {ws_close} s")
@@ -611,7 +668,7 @@ class ClientWebSocket:
     async def _shutdown(self) -> None:
         """Stop the background tasks and close the transport (forcefully, never blocks)."""
         self._reader_scope.cancel()
-        self._heartbeat_scope.cancel()
+        self._cancel_heartbeat()
         self._finish_input()
         await self._close_transport()
 
@@ -640,18 +697,18 @@ class ClientWebSocket:
         if self._core.remote_closed:
             # The server's close frame already ended the session; what breaks afterwards is noise.
             self._reader_scope.cancel()
-            self._heartbeat_scope.cancel()
+            self._cancel_heartbeat()
             return
         if not self._set_failure(exc):
             return
         if not self._closing:
-            self._queue.append(WSMessage(WSMsgType.ERROR, exc, None))
+            self._enqueue(WSMessage(WSMsgType.ERROR, exc, None))
         self._finish_input()
         self._reader_scope.cancel()
-        self._heartbeat_scope.cancel()
+        self._cancel_heartbeat()
 
     def _finish_input(self) -> None:
-        self._input_done.set()
+        self._set_input_finished()
         self._wake_receiver()
 
     def _expect_eof(self) -> None:
@@ -668,6 +725,30 @@ class ClientWebSocket:
         if self._core.commit_failure():
             self._kick_flush()
             self._expect_eof()
+
+    def _enqueue(self, msg: WSMessage) -> None:
+        queue = self._queue
+        if not queue:
+            queue = self._queue = deque()
+        queue.append(msg)
+
+    def _lock(self) -> trio.Lock:
+        lock = self._write_lock
+        if lock is None:
+            lock = self._write_lock = trio.Lock()
+        return lock
+
+    def _lock_held(self) -> bool:
+        return self._write_lock is not None and self._write_lock.locked()
+
+    def _set_input_finished(self) -> None:
+        self._input_finished = True
+        if self._input_event is not None:
+            self._input_event.set()
+
+    def _cancel_heartbeat(self) -> None:
+        if self._heartbeat_scope is not None:
+            self._heartbeat_scope.cancel()
 
     def _wake_receiver(self) -> None:
         if self._waiter is not None:
@@ -688,10 +769,10 @@ class ClientWebSocket:
             if kind in _DATA_TYPES:
                 if not closing:
                     self._queue_bytes += len(msg.data)
-                    self._queue.append(msg)
+                    self._enqueue(msg)
             elif kind is WSMsgType.ERROR:
                 self._set_failure(msg.data, msg.data.code)
-                self._input_done.set()
+                self._set_input_finished()
                 if closing:
                     self._commit_failure()
                 else:
@@ -703,16 +784,16 @@ class ClientWebSocket:
                         self._timeout.ws_close or SHIELDED_CLOSE_LIMIT
                     )
                 if not closing:
-                    self._queue.append(msg)
+                    self._enqueue(msg)
             elif kind is WSMsgType.CLOSE:
                 if not closing:
-                    self._queue.append(msg)
-                self._input_done.set()
+                    self._enqueue(msg)
+                self._set_input_finished()
                 if not closing and self._core.local_closed:
                     # autoclose answered it: wait for the server to close TCP (below).
                     self._expect_eof()
             elif not closing:
-                self._queue.append(msg)  # PING / PONG without autoping
+                self._enqueue(msg)  # PING / PONG without autoping
         self._wake_receiver()
 
     # ----------------------------------------------------------------------------------------
@@ -720,21 +801,63 @@ class ClientWebSocket:
 
     async def _reader_task(self) -> None:
         try:
+            # The read loop is inline, not a method of its own: one coroutine frame less per
+            # connection, for many idle connections.
             with self._reader_scope:
-                await self._read_loop()
+                core = self._core
+                stream = self._stream
+                while True:
+                    if (
+                        len(self._queue) >= QUEUE_HIGH_MESSAGES
+                        or self._queue_bytes >= QUEUE_HIGH_BYTES
+                    ) and not self._closing:
+                        self._paused = True
+                        event = self._space_event = trio.Event()
+                        await event.wait()
+                        self._paused = False
+                        self._last_rx = trio.current_time()
+                        self._rx_count += 1
+                    try:
+                        if self._commit_at is None:
+                            data = await stream.receive_some(RECEIVE_SIZE)
+                        else:
+                            with trio.move_on_at(self._commit_at) as scope:
+                                data = await stream.receive_some(RECEIVE_SIZE)
+                            if scope.cancelled_caught:
+                                self._commit_failure()  # the application did not take the ERROR
+                                continue
+                    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                        if not self._transport_closed:
+                            err = WSConnectionError(f"the connection broke: {exc}")
+                            err.__cause__ = exc
+                            self._fail(err)
+                        return
+                    self._last_rx = trio.current_time()
+                    self._rx_count += 1
+                    if not data:
+                        core.receive_eof()
+                        self._finish_input()
+                        return
+                    if self._input_finished:
+                        continue  # after a close frame or a violation, only EOF matters
+                    msgs = core.receive_data(data)
+                    if msgs:
+                        self._deliver(msgs)
+                    if core.outbox_size:
+                        self._kick_flush()
         except trio.Cancelled:
             # Cancelled from outside (the nursery's scope), not by us: the client is going away.
             await self._going_away()
             raise
         except Exception as exc:
-            err = WSError(f"internal error in the trio_ws reader: {exc!r}")
-            err.__cause__ = exc
-            self._fail(err)
+            bug = WSError(f"internal error in the trio_ws reader: {exc!r}")
+            bug.__cause__ = exc
+            self._fail(bug)
         finally:
             if self.close_code is None:
                 self._close_code = WSCloseCode.ABNORMAL_CLOSURE
             self._finish_input()
-            self._heartbeat_scope.cancel()
+            self._cancel_heartbeat()
             if not self._closing:  # else close() is flushing its frame and closes the transport
                 await self._close_transport()
 
@@ -744,7 +867,7 @@ class ClientWebSocket:
         Only if the writer lock is free (a blocked writer means the frame could not go out
         anyway) and for at most :data:`GOING_AWAY_GRACE` seconds, shielded.
         """
-        if self._closing or self._write_lock.locked():
+        if self._closing or self._lock_held():
             return
         if not self._core.commit_failure():  # a deferred violation's close frame wins
             if not self._core.is_open:
@@ -753,54 +876,13 @@ class ClientWebSocket:
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + GOING_AWAY_GRACE
             try:
-                async with self._write_lock:
+                async with self._lock():
                     await self._drain()
             except WSClosedError:
                 pass
 
-    async def _read_loop(self) -> None:
-        core = self._core
-        stream = self._stream
-        while True:
-            if (
-                len(self._queue) >= QUEUE_HIGH_MESSAGES or self._queue_bytes >= QUEUE_HIGH_BYTES
-            ) and not self._closing:
-                self._paused = True
-                event = self._space_event = trio.Event()
-                await event.wait()
-                self._paused = False
-                self._last_rx = trio.current_time()
-                self._rx_count += 1
-            try:
-                if self._commit_at is None:
-                    data = await stream.receive_some(RECEIVE_SIZE)
-                else:
-                    with trio.move_on_at(self._commit_at) as scope:
-                        data = await stream.receive_some(RECEIVE_SIZE)
-                    if scope.cancelled_caught:
-                        self._commit_failure()  # the application did not take the ERROR
-                        continue
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                if not self._transport_closed:
-                    err = WSConnectionError(f"the connection broke: {exc}")
-                    err.__cause__ = exc
-                    self._fail(err)
-                return
-            self._last_rx = trio.current_time()
-            self._rx_count += 1
-            if not data:
-                core.receive_eof()
-                self._finish_input()
-                return
-            if self._input_done.is_set():
-                continue  # after a close frame or a violation, only EOF matters
-            msgs = core.receive_data(data)
-            if msgs:
-                self._deliver(msgs)
-            if core.outbox_size:
-                self._kick_flush()
-
     async def _heartbeat_task(self, interval: float) -> None:
+        assert self._heartbeat_scope is not None
         with self._heartbeat_scope:
             while True:
                 # H seconds without a byte from the server (not counting time paused by us).

@@ -139,6 +139,37 @@ class ClientProtocol:
         TypeError: an extension that is not a :class:`~trio_ws._extensions.ClientDeflate`.
     """
 
+    # Slots: thousands of idle connections are a use case (no __dict__ per instance).
+    __slots__ = (
+        "_autoclose",
+        "_autoping",
+        "_bytes",
+        "_control_payload",
+        "_decode_text",
+        "_defer_failure_close",
+        "_deflate",
+        "_fragments",
+        "_frame_fin",
+        "_frame_left",
+        "_frame_opcode",
+        "_head",
+        "_max_fragments",
+        "_max_msg_size",
+        "_msg_compressed",
+        "_msg_opcode",
+        "_msg_size",
+        "_out",
+        "_out_size",
+        "_text",
+        "_utf8",
+        "close_code",
+        "close_reason",
+        "eof",
+        "failure",
+        "local_closed",
+        "remote_closed",
+    )
+
     def __init__(
         self,
         *,
