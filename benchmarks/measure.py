@@ -29,14 +29,22 @@ from benchmarks.clients import CLIENTS, Client
 from benchmarks.workloads import CONFIGS, WORKLOADS, Config, Result, Urls, Window
 
 
+def not_applicable(client: Client, config: Config) -> str | None:
+    """Why ``client`` cannot run ``config`` here, or ``None`` if it can."""
+    if not client.available():
+        return f"{client.module} is not installed"
+    if config.deflate and not client.deflate:
+        return f"{client.name} has no permessage-deflate"
+    return None
+
+
 def measure(
     client: Client, config: Config, n: int, urls: Urls, server_pid: int | None = None
 ) -> Result:
     """Run ``config`` with ``n`` exchanges; the workload's result plus the window's figures."""
-    if not client.available():
-        return {"status": "n/a", "reason": f"{client.module} is not installed"}
-    if config.deflate and not client.deflate:
-        return {"status": "n/a", "reason": f"{client.name} has no permessage-deflate"}
+    reason = not_applicable(client, config)
+    if reason:
+        return {"status": "n/a", "reason": reason}
     client.load()
     window = Window(server_pid)
     workload = WORKLOADS[config.workload]

@@ -42,6 +42,7 @@ if __package__ in {None, ""}:  # run as a script: python benchmarks/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.clients import CLIENTS
+from benchmarks.measure import not_applicable
 from benchmarks.workloads import CONFIGS, Config
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -134,6 +135,9 @@ def measure(
     client: str, config: Config, n: int, ready: dict[str, Any], cpu: int | None, timeout: float
 ) -> dict[str, Any]:
     """One measurement in a fresh process; its JSON line, or a timeout/error record."""
+    reason = not_applicable(CLIENTS[client], config)
+    if reason:  # known without starting a process
+        return {"status": "n/a", "reason": reason}
     args = [sys.executable, "-m", "benchmarks.measure", "--client", client]
     args += ["--config", config.name, "--n", str(n), "--port", str(ready["port"])]
     args += ["--deflate-port", str(ready["deflate_port"]), "--server-pid", str(ready["pid"])]
@@ -391,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarize(measurements, clients, configs)
     print(format_table(table_rows(summary, clients)))
     print("\n" + TABLE_NOTES)
+    if args.smoke:
+        print("Smoke run: every n is tiny, so these numbers say the suite works, nothing more.")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         results = {
