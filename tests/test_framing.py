@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
-from wsproto.events import BytesMessage, TextMessage
+from wsproto.events import BytesMessage, Ping, TextMessage
 
 from trio_ws import _framing
 from trio_ws._framing import _apply_mask_python, apply_mask, build_frame
@@ -96,3 +96,54 @@ def test_build_frame_counts_what_it_appends() -> None:
     assert out[0][:2] == b"\x81\x80"
     assert build_frame(out, 0x2, b"x" * 300, rsv1=True) == 4 + 4 + 300
     assert out[1][:4] == b"\xc2\xfe\x01\x2c"
+
+
+def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
+    """Big payloads are written as they are, small frames joined, all in call order."""
+    a = ClientProtocol()
+    a.send_ping(b"p")
+    a.send_bytes(b"x" * 100_000)
+    a.send_text("small")
+    a.send_text("also small")
+    size = a.outbox_size
+    pieces = a.take_outbox()
+    assert [len(p) >= 65536 for p in pieces] == [False, True, False]
+    assert sum(map(len, pieces)) == size
+    server = Connection(ConnectionType.SERVER)
+    server.receive_data(b"".join(pieces))
+    assert list(server.events()) == [
+        Ping(payload=b"p"),
+        BytesMessage(data=b"x" * 100_000),
+        TextMessage(data="small"),
+        TextMessage(data="also small"),
+    ]
+    assert a.take_outbox() == []
+    assert a.outbox_size == 0
+    a.send_text("one")
+    assert len(a.take_outbox()) == 1
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [100_000, 5000, 70_000],  # big pieces: kept and joined once
+        [3, 70_000, 1, 1, 50_000],  # a few small ones among them
+        [1] * 40 + [10_000, 2] * 5,  # many small ones: copied into one buffer
+    ],
+)
+def test_binary_message_from_pieces_of_any_size(sizes: list[int]) -> None:
+    """However the payload of a big frame is cut across reads, one message comes out whole,
+    and the pieces the core holds stay few or big."""
+    client = ClientProtocol(max_msg_size=0)
+    payload = os.urandom(sum(sizes))
+    n = len(payload)
+    head = bytes([0x82, 127]) + n.to_bytes(8, "big") if n > 0xFFFF else b"\x82\x7e" + n.to_bytes(2)
+    wire = head + payload
+    got = client.receive_data(head)
+    pos = len(head)
+    for size in sizes:
+        got += client.receive_data(wire[pos : pos + size])
+        pos += size
+        parts = client._parts or []
+        assert len(parts) <= 16 or min(map(len, parts)) >= 4096
+    assert [m.data for m in got] == [payload]

@@ -172,7 +172,7 @@ def held(client: ClientProtocol) -> tuple[int, int]:
     """What the core holds between two reads: its reassembly buffer and the parser's input
     buffers (private attributes: these are the numbers the memory bound is about)."""
     text = client._text.getvalue().encode() if client._text else b""
-    partial = len(client._bytes or b"") + len(text)
+    partial = len(client._bytes or b"") + sum(map(len, client._parts or ())) + len(text)
     assert len(client._head) <= 13
     return partial, max(len(client._head), len(client._control_payload))
 

@@ -545,11 +545,12 @@ class ClientWebSocket:
     async def _drain(self) -> None:
         """Send the whole outbox, oldest first, until it stays empty. Hold the lock."""
         while True:
-            data = self._core.data_to_send()
-            if not data:
+            pieces = self._core.take_outbox()
+            if not pieces:
                 return
             try:
-                await self._stream.send_all(data)
+                for data in pieces:
+                    await self._stream.send_all(data)
             except BaseException as exc:
                 if self._transport_closed:
                     # We closed the transport ourselves (close(), failure, heartbeat).
