@@ -333,9 +333,12 @@ class ClientWebSocket:
                     await trio.lowlevel.checkpoint()
                     return WS_CLOSED_MESSAGE if closing_at_start else WS_CLOSING_MESSAGE
                 if self._queue:
-                    await trio.lowlevel.checkpoint()
+                    # Take it before yielding: close() may empty the queue meanwhile.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    msg = self._pop()
                     self._yielded_batch = self._batch
-                    return self._pop()
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    return msg
                 if self._input_finished:
                     await trio.lowlevel.checkpoint()
                     return WS_CLOSED_MESSAGE
