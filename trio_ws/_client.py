@@ -65,7 +65,15 @@ async def _handshake(
         await stream.send_all(hs.request_bytes())
         body_deadline = math.inf
         while not hs.done:
-            if hs.in_body and body_deadline == math.inf:
+            if not hs.in_body:
+                # The head of the response (the usual case ends here): no scope of its own.
+                data = await stream.receive_some(_HANDSHAKE_READ)
+                if data:
+                    hs.receive_data(data)
+                else:
+                    hs.receive_eof()
+                continue
+            if body_deadline == math.inf:
                 body_deadline = trio.current_time() + _BODY_GRACE
             with trio.move_on_at(body_deadline):
                 data = await stream.receive_some(_HANDSHAKE_READ)
