@@ -58,6 +58,14 @@ def _check_seconds(name: str, value: float | None) -> None:
         raise InvalidArgument(f"{name} must not be NaN")
 
 
+async def _read_response(stream: trio.abc.Stream, hs: ClientHandshake) -> None:
+    data = await stream.receive_some(_HANDSHAKE_READ)
+    if data:
+        hs.receive_data(data)
+    else:
+        hs.receive_eof()
+
+
 async def _handshake(
     stream: trio.abc.Stream, hs: ClientHandshake
 ) -> tuple[trio.abc.Stream, ClientHandshake]:
@@ -67,20 +75,12 @@ async def _handshake(
         while not hs.done:
             if not hs.in_body:
                 # The head of the response (the usual case ends here): no scope of its own.
-                data = await stream.receive_some(_HANDSHAKE_READ)
-                if data:
-                    hs.receive_data(data)
-                else:
-                    hs.receive_eof()
+                await _read_response(stream, hs)
                 continue
             if body_deadline == math.inf:
                 body_deadline = trio.current_time() + _BODY_GRACE
             with trio.move_on_at(body_deadline):
-                data = await stream.receive_some(_HANDSHAKE_READ)
-                if data:
-                    hs.receive_data(data)
-                else:
-                    hs.receive_eof()
+                await _read_response(stream, hs)
                 continue
             hs.finish_body()
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
