@@ -40,6 +40,7 @@ from .servers import (
     OP_PING,
     OP_TEXT,
     Frame,
+    Handler,
     RawPeer,
     close_payload,
     frame,
@@ -72,8 +73,20 @@ async def receive_all(ws: trio_ws.ClientWebSocket) -> list[WSMessage]:
     return msgs
 
 
+def answering(response: bytes) -> Handler:
+    """A server handler that reads the upgrade request, sends ``response`` and waits for EOF."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        peer = RawPeer(stream)
+        await peer.read_request()
+        await peer.send(response)
+        await peer.wait_eof()
+
+    return handler
+
+
 async def handshake_error(
-    handler: Callable[[trio.SocketStream], Awaitable[object]], **options: Any
+    handler: Handler, **options: Any
 ) -> WSServerHandshakeError:
     """Connect to a server running ``handler``; return the handshake error raised."""
     async with open_raw_server(handler) as port:
@@ -279,14 +292,10 @@ async def test_rejection_body_delimited_by_eof() -> None:
 async def test_rejection_with_chunked_body() -> None:
     """A chunked rejection body is decoded for the error."""
 
-    async def handler(stream: trio.SocketStream) -> None:
-        peer = RawPeer(stream)
-        await peer.read_request()
-        await peer.send(
-            b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"4\r\nbad \r\n7\r\nrequest\r\n0\r\n\r\n"
-        )
-        await peer.wait_eof()
+    handler = answering(
+        b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\nbad \r\n7\r\nrequest\r\n0\r\n\r\n"
+    )
 
     exc = await handshake_error(handler)
     assert (exc.status, exc.body) == (400, b"bad request")
@@ -295,11 +304,7 @@ async def test_rejection_with_chunked_body() -> None:
 async def test_stalled_rejection_body_is_cut_short() -> None:
     """A rejection whose body stalls is reported after a short grace with the partial body."""
 
-    async def handler(stream: trio.SocketStream) -> None:
-        peer = RawPeer(stream)
-        await peer.read_request()
-        await peer.send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npartial")
-        await peer.wait_eof()
+    handler = answering(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npartial")
 
     start = trio.current_time()
     exc = await handshake_error(handler, connect_timeout=10)
@@ -310,11 +315,7 @@ async def test_stalled_rejection_body_is_cut_short() -> None:
 async def test_rejection_status_survives_connect_timeout_during_its_body() -> None:
     """A 403 whose body stalls past connect_timeout still raises the 403, not a timeout."""
 
-    async def handler(stream: trio.SocketStream) -> None:
-        peer = RawPeer(stream)
-        await peer.read_request()
-        await peer.send(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npartial")
-        await peer.wait_eof()
+    handler = answering(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\npartial")
 
     async with open_raw_server(handler) as port:
         with trio.fail_after(GUARD), pytest.raises(WSServerHandshakeError) as info:
@@ -325,11 +326,7 @@ async def test_rejection_status_survives_connect_timeout_during_its_body() -> No
 async def test_plain_200_is_a_handshake_error() -> None:
     """A plain HTTP 200 (not an upgrade) raises WSServerHandshakeError with status 200."""
 
-    async def handler(stream: trio.SocketStream) -> None:
-        peer = RawPeer(stream)
-        await peer.read_request()
-        await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-        await peer.wait_eof()
+    handler = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
 
     exc = await handshake_error(handler)
     assert (exc.status, exc.body) == (200, b"hello")
@@ -338,11 +335,7 @@ async def test_plain_200_is_a_handshake_error() -> None:
 async def test_redirect_is_a_handshake_error_with_location() -> None:
     """A 302 is not followed: WSServerHandshakeError with the Location header."""
 
-    async def handler(stream: trio.SocketStream) -> None:
-        peer = RawPeer(stream)
-        await peer.read_request()
-        await peer.send(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
-        await peer.wait_eof()
+    handler = answering(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
 
     exc = await handshake_error(handler)
     assert exc.status == 302
