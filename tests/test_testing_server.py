@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -489,6 +490,43 @@ async def test_echo_drops_a_message_that_raced_the_client_close() -> None:
         )
         assert await client.next_event() == CloseConnection(code=1000, reason="")
         assert await client.next_event() == EOF
+    assert server.errors == []
+
+
+async def test_echo_handler_takes_a_client_reset_mid_echo_calmly() -> None:
+    """A client that resets TCP while its message is being echoed is no handler error."""
+    # 16 MiB cannot fit in the server's send buffer (tcp_wmem caps it at 4 MiB) plus the
+    # client's tiny receive buffer, so the echo is still inside send_all when the RST arrives.
+    payload = b"e" * (16 * 1024 * 1024)
+    done = trio.Event()
+
+    async def handler(conn: ServerConnection) -> None:
+        try:
+            await echo_handler(conn)
+        finally:
+            done.set()
+
+    with trio.fail_after(20):
+        async with open_test_server(handler) as server:
+            sock = trio.socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+            await sock.connect((server.host, server.port))
+            tcp = trio.SocketStream(sock)
+            client = RawClient(tcp)
+            try:
+                await client.send(Request(host="localhost", target="/"))
+                assert isinstance(await client.next_event(), AcceptConnection)
+                await client.send(BytesMessage(data=payload))
+                # The first bytes of the echo prove the server is inside send_all.
+                assert await tcp.receive_some(2)
+                # SO_LINGER 0: close() sends RST instead of FIN.
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            finally:
+                await tcp.aclose()
+            await done.wait()
+    conn = server.connections[0]
+    assert conn.received == [WSMessage(WSMsgType.BINARY, payload, None)]
+    assert conn.error is None
     assert server.errors == []
 
 

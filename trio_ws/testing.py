@@ -429,7 +429,9 @@ async def echo_handler(conn: ServerConnection) -> None:
 
     Pings are answered by the server's ``autopong`` (or here, when it is off). A message that
     arrives just before the client's close frame cannot be echoed (wsproto allows no data after
-    a close frame) and is dropped. Returns when the connection is over.
+    a close frame) and is dropped. A client that goes away while its message is being echoed
+    (reset, or gone before the echo) is not a handler error: the handler just returns. Returns
+    when the connection is over.
     """
     while True:
         msg = await conn.receive()
@@ -442,6 +444,8 @@ async def echo_handler(conn: ServerConnection) -> None:
                 await conn.pong(msg.data)
         except trio.ClosedResourceError:
             continue  # the client's close frame is next in the queue; answer it below
+        except trio.BrokenResourceError:
+            return  # the client is gone (reset mid-echo): nothing left to echo or answer
         if msg.type is WSMsgType.CLOSE:
             await conn.close(msg.data)
             return
