@@ -1,0 +1,306 @@
+"""The options of ``open_ws`` and ``connect_ws``, written once.
+
+Theory of operation
+-------------------
+
+An option is declared in two places, and only these two:
+
+* a field of :class:`ConnectOptions`, a frozen ``attrs`` value: its default, its check (an
+  :exc:`InvalidArgument` that names the option and the bad value), its normalisation (a
+  converter: ``protocols`` becomes a tuple, ``headers`` and ``params`` tuples of pairs, an
+  ``auth`` tuple a :class:`BasicAuth`) and its documentation, in the class docstring;
+* a key of :class:`WSOptions`, the ``TypedDict`` that types ``**options`` in the public
+  signatures (PEP 692), so that a type checker checks every keyword of a call.
+
+``tests/test_options.py`` holds the two to the same names and the same accepted types (the
+``TypedDict`` type of a key is the annotation of that ``ConnectOptions.__init__`` parameter:
+the converter's input type where there is one), and the docstring to the same names. mypy
+checks the same agreement statically where :func:`make_options` calls ``ConnectOptions``.
+
+:func:`~trio_ws.connect_ws` turns its keywords into one ``ConnectOptions`` before any I/O, so
+a bad value is refused before a socket is opened; the connect phase (and, as they come,
+redirects and reconnecting sessions) then passes the one object around.
+
+What the object does not check belongs to another room, which checks it before any I/O too:
+the URL and the ``params`` encoding (``_url``), header names and values, the ``Origin`` value,
+subprotocol tokens and the headers the handshake owns (``_handshake``, HTTP rules).
+
+This module deliberately does not use ``from __future__ import annotations``: the public
+classes say they live in ``trio_ws``, where names such as ``Headers`` do not exist, so string
+annotations could not be resolved by ``typing.get_type_hints``, cattrs or Sphinx.
+"""
+
+import difflib
+import ssl as _ssl
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, TypedDict, TypeGuard, final
+
+import attrs
+import trio
+
+from ._errors import InvalidArgument
+from ._handshake import Headers
+from ._protocol import DEFAULT_MAX_FRAGMENTS
+from ._types import DEFAULT_WS_CLIENT_TIMEOUT, BasicAuth, ClientWSTimeout
+from ._url import Params
+
+__all__ = ["ConnectOptions", "WSOptions", "make_options"]
+
+#: Header names whose values a repr never shows (DESIGN §5).
+_SECRET_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+_Pairs = tuple[tuple[str, str], ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# checks (validators) and normalisations (converters)
+#
+# Converters are named functions, not partials: the attrs mypy plugin reads the type of their
+# first parameter as the type ``__init__`` accepts, and attrs does the same at run time.
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # bool is an int, but heartbeat=True is a mistake, not one second.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seconds(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    # `not value > 0` also refuses NaN, which compares false with everything.
+    if value is not None and (not _is_number(value) or not value > 0):
+        raise InvalidArgument(
+            f"{attribute.name} must be a positive number of seconds or None, not {value!r}"
+        )
+
+
+def _limit(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"{attribute.name} must be an int >= 0 (0 = no limit), not {value!r}")
+
+
+def _flag(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{attribute.name} must be True or False, not {value!r}")
+
+
+def _optional_str(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument(f"{attribute.name} must be a str or None, not {value!r}")
+
+
+def _check_ssl(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    # Also refused for ws:// URLs, where it is unused: a wrong value is a mistake either way.
+    if not isinstance(value, (bool, _ssl.SSLContext)):
+        raise InvalidArgument(f"ssl must be True, False or an ssl.SSLContext, not {value!r}")
+
+
+def _check_timeout(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if not isinstance(value, ClientWSTimeout):
+        raise InvalidArgument(f"timeout must be a ClientWSTimeout, not {type(value).__name__}")
+
+
+def _check_compress(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    # RFC 7692 §7.1.2.2: client_max_window_bits is 8..15, and zlib cannot compress with 8.
+    if not isinstance(value, int) or isinstance(value, bool) or value not in (0, *range(9, 16)):
+        raise InvalidArgument(f"compress must be 0 (off) or 9..15, not {value!r}")
+
+
+def _check_stream(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if value is not None and not isinstance(value, trio.abc.Stream):
+        raise InvalidArgument(f"stream must be a trio.abc.Stream or None, not {value!r}")
+
+
+def _to_protocols(value: Sequence[str]) -> tuple[str, ...]:
+    # A lone str is one subprotocol, not a sequence of one-letter ones.
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, Iterable) or isinstance(items, (bytes, bytearray)):
+        raise InvalidArgument(f"protocols must be a sequence of str, not {value!r}")
+    protocols = tuple(items)
+    for proto in protocols:
+        if not isinstance(proto, str):
+            raise InvalidArgument(f"protocols must be a sequence of str, not {value!r}")
+    return protocols
+
+
+def _to_pairs(name: str, value: object) -> _Pairs:
+    """A mapping or an iterable of pairs, as a tuple of ``(str, str)`` pairs (reusable, unlike
+    an iterator: a redirect sends the headers again)."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        items: Iterable[object] = value.items()
+    elif isinstance(value, Iterable) and not isinstance(value, (str, bytes, bytearray)):
+        items = value
+    else:
+        raise InvalidArgument(f"{name} must be a mapping or (name, value) pairs, not {value!r}")
+    pairs = []
+    for item in items:
+        if not (
+            isinstance(item, (tuple, list))
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], str)
+        ):
+            raise InvalidArgument(f"{name} must be (str, str) pairs, not {item!r}")
+        pairs.append((item[0], item[1]))
+    return tuple(pairs)
+
+
+def _to_headers(value: Headers | None) -> _Pairs:
+    return _to_pairs("headers", value)
+
+
+def _to_params(value: Params | None) -> _Pairs:
+    return _to_pairs("params", value)
+
+
+def _to_auth(value: BasicAuth | tuple[str, str] | None) -> BasicAuth | None:
+    if value is None or isinstance(value, BasicAuth):
+        return value
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], str)
+    ):
+        return BasicAuth(value[0], value[1])  # its own check: no ":" in the login
+    # Not the value itself: it may hold a password.
+    raise InvalidArgument(
+        f"auth must be a BasicAuth, a (login, password) tuple of str or None, "
+        f"not {type(value).__name__}"
+    )
+
+
+def _repr_auth(value: BasicAuth | None) -> str:
+    return "None" if value is None else f"BasicAuth(login={value.login!r}, password='***')"
+
+
+def _repr_headers(value: _Pairs) -> str:
+    shown = tuple((k, "***" if k.lower() in _SECRET_HEADERS else v) for k, v in value)
+    return repr(shown)
+
+
+# ---------------------------------------------------------------------------------------------
+# the options
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ConnectOptions:
+    """Every option of :func:`open_ws` and :func:`connect_ws`, checked, as one frozen value.
+
+    ``connect_ws(nursery, url, **options)`` builds one from its keywords before any I/O; an
+    unusable value raises :exc:`InvalidArgument` naming the option, an unknown name raises
+    ``TypeError``. The keywords are typed by :class:`WSOptions`.
+
+    Attributes:
+        protocols: subprotocols to offer, in order of preference (a lone ``str`` is one).
+        headers: extra request headers, a mapping or ``(name, value)`` pairs; kept as a tuple
+            of pairs. Names the opening handshake sets itself (``Upgrade``,
+            ``Sec-WebSocket-Key``...) are refused.
+        origin: the ``Origin`` header.
+        params: query parameters appended to the URL's query, a mapping or ``(name, value)``
+            pairs; kept as a tuple of pairs.
+        auth: Basic credentials, a :class:`BasicAuth` or ``(login, password)`` (kept as a
+            :class:`BasicAuth`); without it, those of the URL's ``user:pass@``, if any.
+        ssl: for ``wss://``: ``True`` verifies the certificate and host name (the default),
+            ``False`` verifies nothing, or an ``ssl.SSLContext`` to use as it is.
+        server_hostname: the name to verify and send in SNI, if not the URL's host.
+        timeout: :class:`ClientWSTimeout`, the receive and close timeouts of the open connection.
+        connect_timeout: seconds for DNS, TCP, TLS and the opening handshake together;
+            ``None`` waits for ever. Its expiry raises :exc:`ConnectTimeoutError`. It does not
+            bound the session that follows.
+        autoclose: answer the server's close frame at once (else the application calls
+            :meth:`~ClientWebSocket.close` after receiving ``CLOSE``).
+        autoping: answer pings and swallow pongs in the background (else both are delivered).
+        heartbeat: send a ping after this many seconds without data from the server, and fail
+            the connection with :exc:`ServerTimeoutError` if nothing arrives within half of it;
+            ``None`` sends none.
+        compress: 0 (off) or 9..15: offer permessage-deflate with that
+            ``client_max_window_bits``.
+        client_notakeover: offer ``client_no_context_takeover``.
+        max_msg_size: the largest message accepted, in bytes after decompression; 0 = no limit.
+            A bigger one fails the connection with close code 1009, refused as soon as a frame
+            header announces it (uncompressed) or inflating passes the limit (compressed).
+        max_fragments: the most frames one message may have (control frames between them are
+            not counted); 0 = no limit. More fail the connection with close code 1009.
+        decode_text: deliver ``TEXT`` messages as ``str`` (else ``bytes``).
+        stream: an already-open ``trio.abc.Stream`` to run the connection over instead of
+            opening TCP/TLS (the URL still gives ``Host`` and the resource); trio_ws closes it.
+    """
+
+    protocols: tuple[str, ...] = attrs.field(default=(), converter=_to_protocols)
+    headers: _Pairs = attrs.field(default=(), converter=_to_headers, repr=_repr_headers)
+    origin: str | None = attrs.field(default=None, validator=_optional_str)
+    params: _Pairs = attrs.field(default=(), converter=_to_params)
+    auth: BasicAuth | None = attrs.field(default=None, converter=_to_auth, repr=_repr_auth)
+    ssl: bool | _ssl.SSLContext = attrs.field(default=True, validator=_check_ssl)
+    server_hostname: str | None = attrs.field(default=None, validator=_optional_str)
+    timeout: ClientWSTimeout = attrs.field(
+        default=DEFAULT_WS_CLIENT_TIMEOUT, validator=_check_timeout
+    )
+    connect_timeout: float | None = attrs.field(default=10.0, validator=_seconds)
+    autoclose: bool = attrs.field(default=True, validator=_flag)
+    autoping: bool = attrs.field(default=True, validator=_flag)
+    heartbeat: float | None = attrs.field(default=None, validator=_seconds)
+    compress: int = attrs.field(default=0, validator=_check_compress)
+    client_notakeover: bool = attrs.field(default=False, validator=_flag)
+    max_msg_size: int = attrs.field(default=4 * 1024 * 1024, validator=_limit)
+    max_fragments: int = attrs.field(default=DEFAULT_MAX_FRAGMENTS, validator=_limit)
+    decode_text: bool = attrs.field(default=True, validator=_flag)
+    stream: trio.abc.Stream | None = attrs.field(default=None, validator=_check_stream)
+
+
+class WSOptions(TypedDict, total=False):
+    """The keyword options of :func:`open_ws` and :func:`connect_ws`, for type checkers.
+
+    Each key is documented, with its default, as an attribute of :class:`ConnectOptions`; the
+    types here are what a call may pass (``protocols`` any sequence, ``auth`` also a tuple...).
+    Type the ``**options`` of your own wrappers with it (PEP 692) to have them checked too:
+
+    .. code-block:: python
+
+        from typing import Unpack
+
+        async def subscribe(url: str, **options: Unpack[trio_ws.WSOptions]) -> None:
+            options.setdefault("heartbeat", 15.0)
+            async with trio_ws.open_ws(url, **options) as ws:
+                ...
+    """
+
+    protocols: Sequence[str]
+    headers: Headers | None
+    origin: str | None
+    params: Params | None
+    auth: BasicAuth | tuple[str, str] | None
+    ssl: bool | _ssl.SSLContext
+    server_hostname: str | None
+    timeout: ClientWSTimeout
+    connect_timeout: float | None
+    autoclose: bool
+    autoping: bool
+    heartbeat: float | None
+    compress: int
+    client_notakeover: bool
+    max_msg_size: int
+    max_fragments: int
+    decode_text: bool
+    stream: trio.abc.Stream | None
+
+
+_NAMES: Final = frozenset(attrs.fields_dict(ConnectOptions))
+
+
+def make_options(options: WSOptions) -> ConnectOptions:
+    """Check and normalise the keywords of ``open_ws``/``connect_ws``, without I/O.
+
+    Raises:
+        TypeError: an unknown option name, as a misspelled keyword argument would.
+        InvalidArgument: an unusable value, naming the option and the value.
+    """
+    unknown = sorted(options.keys() - _NAMES)
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, _NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"open_ws()/connect_ws() got an unexpected keyword argument {name!r}{hint}")
+    return ConnectOptions(**options)
