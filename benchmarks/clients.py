@@ -10,6 +10,10 @@ Settings are the same for every library wherever the library has the knob: incom
 up to 64 MiB, no keep-alive pings, permessage-deflate only when ``compress`` is true (W6), and
 environment proxies ignored. Anything else is the library's default.
 
+Most rows are Trio clients. The ``aiohttp`` row is the asyncio client whose API trio_ws mirrors,
+on plain asyncio (no uvloop), as the reference for what that API costs on its home loop; its
+``loop`` is ``"asyncio"``, and :mod:`benchmarks.workloads` runs the same workloads on asyncio.
+
 Each library is imported only by :meth:`Client.load`, so that a measuring process imports only
 the library it measures, and a missing library makes its row "n/a" instead of an error.
 """
@@ -19,9 +23,10 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -53,6 +58,11 @@ class Client:
     deflate: bool
     #: ``connect(url, compress)``, see the module docstring.
     connect: Callable[[str, bool], AbstractAsyncContextManager[Endpoints]]
+    #: The event loop the library runs on: the workloads' runtime (benchmarks.workloads).
+    loop: Literal["trio", "asyncio"] = "trio"
+    #: Awaited once after the workload, inside the event loop: frees what the adapter keeps
+    #: for the whole process (aiohttp's session).
+    shutdown: Callable[[], Awaitable[None]] | None = None
 
     def available(self) -> bool:
         """Whether the library is installed (importing at most its parent package)."""
@@ -113,6 +123,39 @@ async def _trio_websocket(url: str, compress: bool = False) -> AsyncIterator[End
         yield Endpoints(ws.send_message, ws.send_message, ws.get_message, ws.get_message)
 
 
+#: aiohttp: one ClientSession per event loop (aiohttp's documented use: one per application),
+#: with an unlimited connection pool, so that W5's 1,000 connections are not queued at 100.
+_aiohttp_sessions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def _aiohttp(url: str, compress: bool = False) -> AsyncIterator[Endpoints]:
+    import asyncio
+
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    session = _aiohttp_sessions.get(loop)
+    if session is None:
+        # trust_env=False (the default): environment proxies are ignored, as for the others.
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        _aiohttp_sessions[loop] = session
+    # heartbeat=None (the default): no keep-alive pings. autoping=True (the default) only
+    # answers the server's pings, and this server sends none.
+    async with session.ws_connect(
+        url, max_msg_size=MAX_MESSAGE, heartbeat=None, compress=15 if compress else 0
+    ) as ws:
+        yield Endpoints(ws.send_str, ws.send_bytes, ws.receive_str, ws.receive_bytes)
+
+
+async def _aiohttp_shutdown() -> None:
+    import asyncio
+
+    session = _aiohttp_sessions.pop(asyncio.get_running_loop(), None)
+    if session is not None:
+        await session.close()
+
+
 #: Every row, by name, in the order of the tables.
 CLIENTS: Final = {
     c.name: c
@@ -120,5 +163,14 @@ CLIENTS: Final = {
         Client("trio_ws", "trio_ws", "trio-ws", True, _trio_ws),
         Client("websockets.trio", "websockets.trio", "websockets", True, _websockets_trio),
         Client("trio-websocket", "trio_websocket", "trio-websocket", False, _trio_websocket),
+        Client(
+            "aiohttp",
+            "aiohttp",
+            "aiohttp",
+            True,
+            _aiohttp,
+            loop="asyncio",
+            shutdown=_aiohttp_shutdown,
+        ),
     ]
 }

@@ -20,18 +20,29 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-import trio
-
 if __package__ in {None, ""}:  # run as a script: python benchmarks/measure.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.clients import CLIENTS, Client
-from benchmarks.workloads import CONFIGS, WORKLOADS, Config, Result, Urls, Window
+from benchmarks.workloads import (
+    CONFIGS,
+    RUNTIMES,
+    WORKLOADS,
+    Config,
+    Result,
+    Urls,
+    Window,
+    Workload,
+)
 
 
-def not_applicable(client: Client, config: Config) -> str | None:
-    """Why ``client`` cannot run ``config`` here, or ``None`` if it can."""
-    if not client.available():
+def not_applicable(client: Client, config: Config, *, here: bool = True) -> str | None:
+    """Why ``client`` cannot run ``config`` here, or ``None`` if it can.
+
+    ``here=False`` leaves out whether the library is installed: for a row that another
+    interpreter measures (run.py's ``--baseline-python``), only that interpreter can tell.
+    """
+    if here and not client.available():
         return f"{client.module} is not installed"
     if config.deflate and not client.deflate:
         return f"{client.name} has no permessage-deflate"
@@ -48,8 +59,30 @@ def measure(
     client.load()
     window = Window(server_pid)
     workload = WORKLOADS[config.workload]
-    result = trio.run(workload, client, urls, n, config.size, config.warm(n), window)
-    return {"status": "ok", **result, **window.figures()}
+    run = RUNTIMES[client.loop].run
+    result = run(_workload, workload, client, urls, n, config.size, config.warm(n), window)
+    return {"status": "ok", **result, **window.figures(), "library": _library(client)}
+
+
+async def _workload(
+    workload: Workload, client: Client, urls: Urls, n: int, size: int, warm: int, window: Window
+) -> Result:
+    """``workload``, then the client's ``shutdown`` (inside the same event loop)."""
+    try:
+        return await workload(client, urls, n, size, warm, window)
+    finally:
+        if client.shutdown is not None:
+            await client.shutdown()
+
+
+def _library(client: Client) -> dict[str, Any]:
+    """Which copy of the library this process measured: version and where it was imported from.
+
+    run.py's ``--baseline-python`` row imports trio_ws from another environment; this is how
+    the results show that it did.
+    """
+    module = sys.modules[client.module.partition(".")[0]]
+    return {"version": client.version(), "file": getattr(module, "__file__", None)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The workloads, written once for every Trio client, and the configurations that size them.
+"""The workloads, written once for every client, and the configurations that size them.
 
 Every workload is ``async def wN(client, urls, n, size, warm, window) -> dict``. It connects,
 runs ``warm`` exchanges of the measured kind on the same connection (so that lazy imports,
@@ -19,14 +19,20 @@ W6  deflate:     W3 on the permessage-deflate port: 2 KiB JSON documents, receiv
 The returned dict always has ``seconds`` (timed part), ``n`` and ``rate`` (``n / seconds``);
 ``bytes`` (payload bytes the client received in the timed part) where it applies, and W5 adds
 its memory figures.
+
+The same workload code serves Trio and asyncio clients (aiohttp): only W2 and W5 start tasks,
+and they do it through the client's :class:`Runtime` (a Trio nursery, or an asyncio TaskGroup
+behind the same three methods). No runtime call sits in a timed per-message loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
 
 import attrs
@@ -39,6 +45,70 @@ from benchmarks.clients import Client
 OPEN_CONCURRENCY: Final = 50
 
 Result = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# runtimes: what the workloads need of an event loop
+
+
+class _Started:
+    """``task_status`` for :meth:`_TaskGroup.start`: ``started()`` resolves the future."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self._future = future
+
+    def started(self, value: None = None) -> None:
+        if not self._future.done():
+            self._future.set_result(value)
+
+
+class _TaskGroup:
+    """The part of a Trio nursery the workloads use (``start_soon``, ``start``), on asyncio."""
+
+    __slots__ = ("_group",)
+
+    def __init__(self, group: asyncio.TaskGroup) -> None:
+        self._group = group
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self._group.create_task(fn(*args))  # type: ignore[arg-type]
+
+    async def start(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        # If fn fails before started(), the TaskGroup cancels this task too: no hang.
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._group.create_task(fn(*args, task_status=_Started(future)))  # type: ignore[arg-type]
+        await future
+
+
+@asynccontextmanager
+async def _open_task_group() -> AsyncIterator[_TaskGroup]:
+    async with asyncio.TaskGroup() as group:
+        yield _TaskGroup(group)
+
+
+def _asyncio_run(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    return asyncio.run(fn(*args))  # type: ignore[arg-type]
+
+
+@attrs.frozen
+class Runtime:
+    """An event loop as the workloads see it: run, start tasks, wait for an event."""
+
+    #: ``run(async_fn, *args)`` from synchronous code: the result of ``async_fn(*args)``.
+    run: Callable[..., Any]
+    #: An async context manager yielding an object with ``start_soon`` and ``start``.
+    open_group: Callable[[], AbstractAsyncContextManager[Any]]
+    #: A new event: ``set()`` and ``await wait()``.
+    event: Callable[[], Any]
+
+
+#: By :attr:`benchmarks.clients.Client.loop`.
+RUNTIMES: Final = {
+    "trio": Runtime(trio.run, trio.open_nursery, trio.Event),
+    "asyncio": Runtime(_asyncio_run, _open_task_group, asyncio.Event),
+}
 
 
 @attrs.frozen
@@ -153,7 +223,7 @@ async def w2(client: Client, urls: Urls, n: int, size: int, warm: int, window: W
                 await send(payload)
 
         received = 0
-        async with trio.open_nursery() as nursery:
+        async with RUNTIMES[client.loop].open_group() as nursery:
             nursery.start_soon(sender)
             for _ in range(count):
                 received += len(await recv())
@@ -224,24 +294,25 @@ async def w5(client: Client, urls: Urls, n: int, size: int, warm: int, window: W
     of what a connection costs. Tasks that open connections run ``OPEN_CONCURRENCY`` at a time.
     """
     url = urls.plain + "/echo"
+    runtime = RUNTIMES[client.loop]
     for _ in range(max(1, warm)):
         async with client.connect(url, False):
             pass
-    release = trio.Event()
+    release = runtime.event()
 
-    async def hold(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def hold(*, task_status: Any) -> None:
         async with client.connect(url, False):
             task_status.started()
             await release.wait()
 
-    async def opener(nursery: trio.Nursery, count: int) -> None:
+    async def opener(nursery: Any, count: int) -> None:
         for _ in range(count):
             await nursery.start(hold)
 
     before = resident_bytes()
-    async with trio.open_nursery() as holders:
+    async with runtime.open_group() as holders:
         window.start()
-        async with trio.open_nursery() as openers:
+        async with runtime.open_group() as openers:
             for i in range(OPEN_CONCURRENCY):
                 openers.start_soon(opener, holders, _share(n, OPEN_CONCURRENCY, i))
         window.stop()
