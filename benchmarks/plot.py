@@ -113,6 +113,17 @@ def fragment(results: dict[str, Any], image: str | None) -> str:
         f"Versions: {versions}.",
         "",
     ]
+    baseline = results.get("trio_ws", {}).get(f"{SUBJECT}@baseline")
+    if baseline and "error" not in baseline:
+        source = (baseline.get("installed_from") or {}).get("url") or baseline["file"]
+        at = f" at commit ``{baseline['commit'][:12]}``" if baseline.get("commit") else ""
+        lines += [
+            f"Row {SUBJECT}@baseline measured trio_ws {baseline['version']} installed from "
+            f"``{source}``{at}, with Python {baseline['python']} and trio {baseline['trio']}"
+            + (" (the same code as trio_ws: an A/A run)" if baseline["same_as_subject"] else "")
+            + ".",
+            "",
+        ]
     if image:
         lines += [
             f".. figure:: /_generated/{image}",

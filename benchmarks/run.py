@@ -5,6 +5,7 @@
     python benchmarks/run.py --clients trio_ws,websockets.trio --configs W1,W3-64
     python benchmarks/run.py --smoke                  # trio_ws only, tiny n (CI, seconds)
     python benchmarks/run.py --out DIR                # also write DIR/results.json
+    python benchmarks/run.py --baseline-python OTHER_VENV/bin/python   # + row trio_ws@baseline
 
 Method. The server (:mod:`benchmarks.server`) runs in its own process, pinned to CPU 0; each
 measurement (:mod:`benchmarks.measure`) runs in a fresh process pinned to CPU 1 (when there are
@@ -17,6 +18,16 @@ trio_ws / other are taken within each repetition first, then their median is sho
 A measurement that does not finish within ``--timeout`` seconds is killed and shown as
 "timeout" (a deadlocked client cannot hang the run); one that fails shows "error", and a client
 whose library is not installed, or that cannot do the configuration, shows "n/a".
+
+Two copies of trio_ws in one run. Row ``trio_ws`` always measures this working tree (its
+process runs from the repository's root, so ``import trio_ws`` finds ./trio_ws first).
+``--baseline-python PATH`` adds row ``trio_ws@baseline``: its processes are run by that
+interpreter (another virtualenv, with another trio_ws installed in it, e.g. a released version
+or ``pip install`` of a git worktree at an older commit), and import only the ``benchmarks``
+package from here, so that ``import trio_ws`` finds that environment's copy. The same
+workload code, the same server and the same interleaving measure both; the table gets a
+``x trio_ws@baseline`` column. Which copy each row imported (file, version, C speed-up, the
+commit a ``pip install DIR`` was made from) is printed and kept in results.json.
 """
 
 from __future__ import annotations
@@ -56,6 +67,54 @@ SERVER_BOUND: Final = 0.9
 BOUND_MIN_SECONDS: Final = 0.5
 #: Other packages whose versions go into results.json.
 OTHER_PACKAGES: Final = ("trio", "wsproto", "websockets", "uvloop")
+#: The row ``--baseline-python`` adds: trio_ws as installed in another interpreter's environment.
+BASELINE: Final = f"{SUBJECT}@baseline"
+
+#: Run by ``--baseline-python`` (with ``-P``, and without PYTHONPATH) instead of
+#: ``-m benchmarks.measure``: imports the ``benchmarks`` package from this repository by its
+#: path, without putting the repository on ``sys.path``, so that ``import trio_ws`` can only find
+#: that interpreter's own copy, never this working tree by mistake. (-P needs Python 3.11, as
+#: trio_ws does.)
+BOOTSTRAP: Final = f"""\
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location(
+    "benchmarks", {str(ROOT / "benchmarks" / "__init__.py")!r},
+    submodule_search_locations=[{str(ROOT / "benchmarks")!r}])
+sys.modules["benchmarks"] = package = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(package)
+from benchmarks.measure import main
+sys.exit(main())
+"""
+
+#: Prints one JSON line: which trio_ws an interpreter imports (run as the measuring processes
+#: of the row are: from the root for ``trio_ws``, with -P for ``trio_ws@baseline``).
+PROBE: Final = """\
+import json, sys
+from importlib import metadata
+try:
+    import trio_ws
+except ImportError as exc:
+    print(json.dumps({"error": f"cannot import trio_ws: {exc}"}))
+    raise SystemExit(0)
+info = {"python": sys.version.split()[0], "executable": sys.executable,
+        "version": getattr(trio_ws, "__version__", None), "file": trio_ws.__file__}
+try:
+    import trio_ws._speedups as speedups
+    info["speedups"] = speedups.__file__
+except ImportError:
+    info["speedups"] = None
+try:
+    info["installed_from"] = json.loads(
+        metadata.distribution("trio-ws").read_text("direct_url.json") or "null")
+except metadata.PackageNotFoundError:
+    info["installed_from"] = None
+for name in ("trio", "attrs"):
+    try:
+        info[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        info[name] = None
+print(json.dumps(info))
+"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,19 +190,44 @@ def server(cpu: int | None) -> Iterator[dict[str, Any]]:
             proc.stdout.close()
 
 
+def client_of(row: str) -> str:
+    """The client (key of CLIENTS) a row measures: ``trio_ws@baseline`` measures trio_ws."""
+    return row.partition("@")[0]
+
+
+def _command(python: str | None) -> tuple[list[str], dict[str, str] | None]:
+    """How to start a measuring process: by this interpreter, or by ``python`` (baseline)."""
+    if python is None:
+        return [sys.executable, "-m", "benchmarks.measure"], None
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    return [python, "-P", "-c", BOOTSTRAP], env
+
+
 def measure(
-    client: str, config: Config, n: int, ready: dict[str, Any], cpu: int | None, timeout: float
+    row: str,
+    config: Config,
+    n: int,
+    ready: dict[str, Any],
+    cpu: int | None,
+    timeout: float,
+    python: str | None = None,
 ) -> dict[str, Any]:
-    """One measurement in a fresh process; its JSON line, or a timeout/error record."""
-    reason = not_applicable(CLIENTS[client], config)
+    """One measurement in a fresh process; its JSON line, or a timeout/error record.
+
+    ``python``: the interpreter of a ``--baseline-python`` row (default: this one).
+    """
+    client = client_of(row)
+    reason = not_applicable(CLIENTS[client], config, here=python is None)
     if reason:  # known without starting a process
         return {"status": "n/a", "reason": reason}
-    args = [sys.executable, "-m", "benchmarks.measure", "--client", client]
+    command, env = _command(python)
+    args = [*command, "--client", client]
     args += ["--config", config.name, "--n", str(n), "--port", str(ready["port"])]
     args += ["--deflate-port", str(ready["deflate_port"]), "--server-pid", str(ready["pid"])]
     proc = subprocess.Popen(
         args,
         cwd=ROOT,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -164,6 +248,63 @@ def measure(
     except (IndexError, ValueError):
         tail = " | ".join(err.strip().splitlines()[-3:])
         return {"status": "error", "error": f"exit {proc.returncode}: {tail}"[:300]}
+
+
+def probe(python: str | None) -> dict[str, Any]:
+    """Which trio_ws the measuring processes of a row import (see ``PROBE``).
+
+    Adds ``commit`` when that copy was ``pip install``-ed from a local git checkout, and
+    ``same_as_subject`` when ``python`` (a baseline) imports this working tree after all.
+    """
+    command, env = _command(python)
+    command = [*command[:-1], PROBE] if python is not None else [sys.executable, "-c", PROBE]
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"error": f"{command[0]}: {exc}"}
+    try:
+        info: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        return {"error": f"{command[0]}: exit {done.returncode}: {tail}"[:300]}
+    if "error" in info:
+        return info
+    source = (info.get("installed_from") or {}).get("url", "")
+    if source.startswith("file://"):  # pip install DIR (or -e DIR): the checkout it came from
+        info["commit"] = _git_commit(Path(source.removeprefix("file://")))
+    here = Path(info["file"]).resolve().is_relative_to(ROOT)
+    info["same_as_subject"] = python is not None and here
+    # An in-place build of the C speed-up (editable install) is not rebuilt when the C changes.
+    source_c = ROOT / "trio_ws" / "_speedups.c"
+    built = info.get("speedups")
+    info["speedups_stale"] = bool(
+        here
+        and built
+        and source_c.exists()
+        and Path(built).stat().st_mtime < source_c.stat().st_mtime
+    )
+    return info
+
+
+def describe(row: str, info: dict[str, Any]) -> str:
+    """One line for the console: which trio_ws a row measures."""
+    if "error" in info:
+        return f"{row}: {info['error']}"
+    text = f"{row}: trio_ws {info['version']} from {Path(info['file']).parent}"
+    text += f", C speed-up {'yes' if info['speedups'] else 'no'}"
+    if info.get("commit"):
+        text += f", installed from {info['installed_from']['url']} at {info['commit'][:12]}"
+    text += f"; Python {info['python']} ({info['executable']}), trio {info['trio']}"
+    if info["speedups_stale"]:
+        text += "\n  warning: trio_ws/_speedups.c is newer than its in-place build: reinstall"
+    if info["same_as_subject"]:
+        text += (
+            f"\n  warning: {row} imports this working tree's trio_ws too: both rows measure "
+            "the same code (an A/A run: what it shows is the noise)"
+        )
+    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,15 +456,15 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _git_commit() -> str | None:
-    """HEAD of the project, with ``+dirty`` when tracked files have uncommitted changes."""
+def _git_commit(where: Path = ROOT) -> str | None:
+    """HEAD of a checkout, with ``+dirty`` when tracked files have uncommitted changes."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
+            cwd=where,
             capture_output=True,
             text=True,
             check=True,
@@ -362,15 +503,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds per measurement (default 60)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--seed", type=int, default=1, help="seed of the client order")
+    parser.add_argument(
+        "--baseline-python",
+        metavar="PATH",
+        help=f"add row {BASELINE}: trio_ws as installed for this interpreter (another venv)",
+    )
     args = parser.parse_args(argv)
 
-    clients = _names(args.clients, CLIENTS, "clients")
+    known: dict[str, Any] = dict(CLIENTS)
+    if args.baseline_python:
+        known[BASELINE] = CLIENTS[SUBJECT]
+    clients = _names(args.clients, known, "clients")
     configs = [CONFIGS[name] for name in _names(args.configs, CONFIGS, "configs")]
     if args.smoke:
         clients = [SUBJECT] if args.clients == parser.get_default("clients") else clients
         args.scale, args.reps = 0.0, 1
+    if args.baseline_python and BASELINE not in clients:
+        # Next to trio_ws, so that its ratio column comes first.
+        at = clients.index(SUBJECT) + 1 if SUBJECT in clients else 0
+        clients.insert(at, BASELINE)
+    pythons = {BASELINE: args.baseline_python} if args.baseline_python else {}
     timeout = args.timeout or (20.0 if args.smoke else 60.0)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+    copies: dict[str, dict[str, Any]] = {}
+    for row in (SUBJECT, BASELINE):
+        if row in clients:
+            copies[row] = probe(pythons.get(row))
+            print(describe(row, copies[row]), flush=True)
+    if "error" in copies.get(BASELINE, {}):
+        raise SystemExit(f"--baseline-python: {copies[BASELINE]['error']}")
 
     server_cpu, client_cpu = _cpus(not args.no_pin)
     order = random.Random(args.seed)
@@ -385,7 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for config in configs:
                 n = config.scaled(args.scale)
                 for client in order.sample(clients, len(clients)):
-                    line = measure(client, config, n, ready, client_cpu, timeout)
+                    python = pythons.get(client)
+                    line = measure(client, config, n, ready, client_cpu, timeout, python)
                     record = {"rep": rep, "config": config.name, "client": client, "n": n}
                     measurements.append({**record, **line})
                     progress = _progress(line, config)
@@ -401,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         results = {
             "machine": machine_info(ready["loop"]),
+            "trio_ws": copies,
             "settings": {
                 "clients": clients,
                 "configs": [c.name for c in configs],
@@ -410,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "timeout": timeout,
                 "pinned": server_cpu is not None,
                 "seed": args.seed,
+                "baseline_python": args.baseline_python,
             },
             "configs": {
                 c.name: {"workload": c.workload, "n": c.scaled(args.scale), "size": c.size,

@@ -3,8 +3,10 @@
 Not a measurement: every n is the configuration's smoke size, so the whole module takes a few
 seconds. What is checked is that each workload ran to the end and counted what it received
 (rates above zero, payload byte counts exact), that the runner and the .rst fragment work end
-to end, and that a missing library is reported as n/a. The server binds 127.0.0.1 only, and
-every wait is bounded.
+to end, and that a missing library is reported as n/a. The workloads' asyncio runtime (the
+aiohttp row's) is checked with websockets' asyncio client, which the test extra has, so that CI
+needs no aiohttp; so is the ``--baseline-python`` row, with this interpreter standing in for
+another environment's. The server binds 127.0.0.1 only, and every wait is bounded.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,7 +24,7 @@ import pytest
 import trio
 
 from benchmarks import measure, plot, run
-from benchmarks.clients import CLIENTS
+from benchmarks.clients import CLIENTS, MAX_MESSAGE, Client, Endpoints
 from benchmarks.workloads import CONFIGS, WORKLOADS, Config, Urls, Window
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -69,6 +72,58 @@ async def test_trio_ws_workload(server: dict[str, Any], config: Config) -> None:
         assert isinstance(result["kib_per_conn"], float)
 
 
+@asynccontextmanager
+async def _websockets_asyncio(url: str, compress: bool = False) -> AsyncIterator[Endpoints]:
+    from websockets.asyncio.client import connect
+
+    async with connect(
+        url,
+        max_size=MAX_MESSAGE,
+        ping_interval=None,
+        compression="deflate" if compress else None,
+        proxy=None,
+    ) as ws:
+        yield Endpoints(ws.send, ws.send, ws.recv, ws.recv)
+
+
+#: An asyncio client that CI has (websockets is in the test extra): runs the asyncio runtime.
+ASYNCIO_CLIENT: Final = Client(
+    "websockets-asyncio",
+    "websockets.asyncio.client",
+    "websockets",
+    True,
+    _websockets_asyncio,
+    loop="asyncio",
+)
+
+
+#: Run on asyncio too: one configuration per workload except W6 (W3 plus deflate, which is the
+#: client's business, not the runtime's). On asyncio only how W2 and W5 start tasks differs.
+ASYNCIO_CONFIGS: Final = ["W1", "W2-64", "W3-64", "W4", "W5-1000"]
+
+
+@pytest.mark.parametrize("config", [CONFIGS[n] for n in ASYNCIO_CONFIGS], ids=ASYNCIO_CONFIGS)
+def test_asyncio_runtime_workload(server: dict[str, Any], config: Config) -> None:
+    """Each workload also runs on asyncio (the aiohttp row's loop), with exact counts."""
+    result = measure.measure(ASYNCIO_CLIENT, config, config.smoke_n, urls(server), server["pid"])
+    assert result["status"] == "ok"
+    assert result["n"] == config.smoke_n
+    assert result["rate"] > 0
+    if config.name in COUNTED:
+        assert result["bytes"] == config.smoke_n * COUNTED[config.name]
+    assert result["library"]["file"]
+
+
+@pytest.mark.parametrize("name", ["W1", "W5-1000", "W6"])
+def test_aiohttp_row(server: dict[str, Any], name: str) -> None:
+    """Where aiohttp is installed, its row works and closes its session (no warning)."""
+    pytest.importorskip("aiohttp")
+    config = CONFIGS[name]
+    result = measure.measure(CLIENTS["aiohttp"], config, config.smoke_n, urls(server))
+    assert result["status"] == "ok"
+    assert result["n"] == config.smoke_n
+
+
 def test_missing_library_is_not_applicable(server: dict[str, Any]) -> None:
     """A client whose library is not installed is n/a, not an error."""
     ghost = attrs.evolve(CLIENTS["trio_ws"], name="ghost", module="no_such_module_xyz_benchmarks")
@@ -83,11 +138,26 @@ def test_no_deflate_is_not_applicable(server: dict[str, Any]) -> None:
     assert result["status"] == "n/a"
 
 
+def _python(tmp_path: Path, name: str, environment: str = "", flags: str = "") -> str:
+    """A stand-in for another environment's python: this one, with variables and flags."""
+    script = tmp_path / name
+    script.write_text(f'#!/bin/sh\n{environment} exec "{sys.executable}" {flags} "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
 def test_runner_smoke_end_to_end(tmp_path: Path) -> None:
-    """run.py --smoke measures in subprocesses, prints the table and writes results.json."""
+    """run.py --smoke measures in subprocesses, prints the table and writes results.json.
+
+    With ``--baseline-python``: row trio_ws@baseline is measured by that interpreter, with its
+    own ratio column. The stand-in "other environment" finds trio_ws through PYTHONPATH (which
+    run.py does not pass on, so the script sets it): this working tree's copy, so run.py must
+    call it an A/A run.
+    """
+    baseline = _python(tmp_path, "python-aa", f"PYTHONPATH='{ROOT}'")
     args = [sys.executable, "benchmarks/run.py", "--smoke", "--configs", "W1,W3-64,W6"]
     done = subprocess.run(
-        [*args, "--out", str(tmp_path), "--no-pin"],
+        [*args, "--out", str(tmp_path), "--no-pin", "--baseline-python", baseline],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -96,16 +166,32 @@ def test_runner_smoke_end_to_end(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [m["status"] for m in results["measurements"]] == ["ok", "ok", "ok"]
+    assert [m["status"] for m in results["measurements"]] == ["ok"] * 6
     for m in results["measurements"]:
-        assert m["client"] == "trio_ws"
         assert m["rate"] > 0
         assert m["bytes"] == m["n"] * CONFIGS[m["config"]].size
+    assert sorted(m["client"] for m in results["measurements"]) == sorted(
+        ["trio_ws", "trio_ws@baseline"] * 3
+    )
     assert results["machine"]["versions"]["trio-ws"]
-    assert results["table"][0][:3] == ["config", "unit", "trio_ws"]
+    assert results["table"][0] == [
+        "config", "unit", "trio_ws", "trio_ws@baseline", "x trio_ws@baseline"
+    ]  # fmt: skip
+    assert results["trio_ws"]["trio_ws@baseline"]["same_as_subject"] is True
+    assert "A/A run" in done.stdout
     assert "W3-64" in done.stdout
 
     fragment = plot.fragment(results, image=None)
     assert "Measured on" in fragment
     assert ".. list-table::" in fragment
     assert "figure::" not in fragment
+    assert "Row trio_ws@baseline measured trio_ws" in fragment
+
+
+def test_baseline_without_trio_ws(tmp_path: Path) -> None:
+    """A baseline interpreter that cannot import trio_ws is an error, not this working tree.
+
+    Its processes do not have the repository on sys.path; ``-S`` also hides an installed copy.
+    """
+    info = run.probe(_python(tmp_path, "python-nosite", flags="-S"))
+    assert "cannot import trio_ws" in info["error"]
