@@ -1,14 +1,19 @@
-"""Client frames and the payload mask: both mask implementations, every length encoding.
+"""The frame codec: client frames and their masks, header rules, close-code rules.
 
 A wsproto server decodes what the core sends, so a wrong header, length or mask shows up as
-a parse failure or a wrong message there.
+a parse failure or a wrong message there. Masks are injected (``mask_source``), so every
+test sees the keys it chose, including the ones a random key hits only now and then (a first
+byte of 0, all zeros).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import random
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given
@@ -16,13 +21,42 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, Ping, TextMessage
 
-from trio_ws import _framing
-from trio_ws._framing import _apply_mask_python, apply_mask, build_frame
+from trio_ws import InvalidArgument, _framing
+from trio_ws._deflate import ClientDeflate
+from trio_ws._framing import (
+    ProtocolViolation,
+    _apply_mask_python,
+    apply_mask,
+    build_frame,
+    check_close_code,
+    check_header,
+    is_valid_close_code,
+)
 from trio_ws._protocol import ClientProtocol
+
+#: Keys a random source gives only now and then: a first byte of 0 (the masked first byte
+#: equals the payload's), all zeros (the masked payload is the payload), all ones.
+MASKS = [b"\x00\x9c\x5a\x01", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x37\xfa\x21\x3d"]
 
 
 def reference_mask(data: bytes, mask: bytes) -> bytes:
     return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def fixed_masks(*masks: bytes) -> Callable[[int], bytes]:
+    """A mask source that hands out ``masks`` in turn, and checks it is asked for 4 bytes."""
+    keys: Iterator[bytes] = iter(masks)
+
+    def source(n: int) -> bytes:
+        assert n == 4
+        return next(keys)
+
+    return source
+
+
+def payload_of(size: int) -> bytes:
+    """``size`` arbitrary but fixed bytes (a seeded generator, so every run sends the same)."""
+    return random.Random(size).randbytes(size)
 
 
 @given(st.binary(max_size=300), st.binary(min_size=4, max_size=4))
@@ -35,16 +69,17 @@ def test_both_masks_match_the_rfc(data: bytes, mask: bytes) -> None:
     assert apply_mask(memoryview(data), mask) == expected
 
 
-def test_masks_agree_on_a_big_payload() -> None:
+@pytest.mark.parametrize("mask", MASKS)
+def test_masks_agree_on_a_big_payload(mask: bytes) -> None:
     """The C loop's 8-byte steps and its tail agree with the Python fallback."""
-    data = os.urandom(1_000_003)
-    mask = os.urandom(4)
+    data = payload_of(1_000_003)
     assert apply_mask(data, mask) == _apply_mask_python(data, mask)
 
 
 @pytest.mark.skipif(not _framing.has_speedups, reason="the C speed-up was not built")
 @pytest.mark.parametrize("mask", [b"abc", b"abcde", b""])
 def test_c_mask_refuses_a_key_that_is_not_4_bytes(mask: bytes) -> None:
+    """The C loop checks the key's length instead of reading past it."""
     with pytest.raises(ValueError, match="the mask must be 4 bytes"):
         apply_mask(b"data", mask)
 
@@ -64,33 +99,73 @@ def test_pure_python_fallback_is_used_when_asked() -> None:
     assert result.stdout.split() == ["False", "True"]
 
 
+def test_speedups_are_skipped_when_asked_or_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loader returns None when TRIO_WS_NO_EXTENSIONS is set or the C module is absent."""
+    assert _framing._load_speedups() is (None if not _framing.has_speedups else apply_mask)
+    monkeypatch.setenv("TRIO_WS_NO_EXTENSIONS", "1")
+    assert _framing._load_speedups() is None
+    monkeypatch.delenv("TRIO_WS_NO_EXTENSIONS")
+    # A None entry in sys.modules makes the import raise ImportError, as a missing build does.
+    monkeypatch.setitem(sys.modules, "trio_ws._speedups", None)
+    assert _framing._load_speedups() is None
+
+
+@pytest.mark.parametrize("mask", MASKS)
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 200_000])
-def test_every_length_encoding_reaches_the_server(size: int) -> None:
+def test_every_length_encoding_reaches_the_server(size: int, mask: bytes) -> None:
     """7-bit, 16-bit and 64-bit lengths at their boundaries, masked, decoded by wsproto."""
-    client, server = ClientProtocol(), Connection(ConnectionType.SERVER)
-    payload = os.urandom(size)
+    client = ClientProtocol(mask_source=fixed_masks(mask, mask[::-1]))
+    server = Connection(ConnectionType.SERVER)
+    payload = payload_of(size)
     client.send_bytes(payload)
     client.send_text("é" * size)
     wire = client.data_to_send()
     header = 2 if size < 126 else 4 if size < 65536 else 10
     assert wire[1] & 0x80  # masked
-    assert wire[header + 4 : header + 4 + size] != payload or size == 0
+    assert wire[header : header + 4] == mask
+    assert wire[header + 4 : header + 4 + size] == reference_mask(payload, mask)
     server.receive_data(wire)
     events = list(server.events())
     assert b"".join(e.data for e in events if isinstance(e, BytesMessage)) == payload
     assert "".join(e.data for e in events if isinstance(e, TextMessage)) == "é" * size
 
 
-def test_every_frame_gets_a_fresh_mask() -> None:
-    """RFC 6455 §5.3: a new, unpredictable key per frame."""
+def test_every_frame_asks_for_a_fresh_mask() -> None:
+    """RFC 6455 §5.3: one key per frame, from the mask source, carried in the header."""
+    masks = [i.to_bytes(4, "big") for i in range(50)]
     out: list[bytes] = []
+    source = fixed_masks(*masks)
     for _ in range(50):
-        build_frame(out, 0x2, b"same")
-    keys = {head[2:6] for head in out[::2]}
-    assert len(keys) == 50
+        build_frame(out, 0x2, b"same", False, source)
+    assert [head[2:6] for head in out[::2]] == masks
+    assert [out[i + 1] for i in range(0, 100, 2)] == [reference_mask(b"same", m) for m in masks]
+
+
+def test_control_and_close_frames_use_the_mask_source_too() -> None:
+    """Pings, pongs, close frames and compressed messages all take their key from the source."""
+    client = ClientProtocol(deflate=ClientDeflate(), mask_source=fixed_masks(*MASKS))
+    client.send_ping(b"p")
+    client.send_pong(b"q")
+    client.send_text("compressed " * 5)
+    client.send_close(1000, "bye")
+    wire = client.data_to_send()
+    keys = []
+    pos = 0
+    while pos < len(wire):
+        length = wire[pos + 1] & 0x7F  # all these frames are short
+        keys.append(wire[pos + 2 : pos + 6])
+        pos += 6 + length
+    assert keys == MASKS
+
+
+def test_masks_come_from_a_csprng_by_default() -> None:
+    """Without an injected source, keys come from os.urandom (RFC 6455 §10.3)."""
+    assert inspect.signature(build_frame).parameters["mask_source"].default is os.urandom
+    assert inspect.signature(ClientProtocol).parameters["mask_source"].default is os.urandom
 
 
 def test_build_frame_counts_what_it_appends() -> None:
+    """The returned size is the header, the key and the payload; FIN, RSV1 and lengths set."""
     out: list[bytes] = []
     assert build_frame(out, 0x1, b"") == 6
     assert out[0][:2] == b"\x81\x80"
@@ -135,7 +210,7 @@ def test_binary_message_from_pieces_of_any_size(sizes: list[int]) -> None:
     """However the payload of a big frame is cut across reads, one message comes out whole,
     and the pieces the core holds stay few or big."""
     client = ClientProtocol(max_msg_size=0)
-    payload = os.urandom(sum(sizes))
+    payload = payload_of(sum(sizes))
     n = len(payload)
     head = bytes([0x82, 127]) + n.to_bytes(8, "big") if n > 0xFFFF else b"\x82\x7e" + n.to_bytes(2)
     wire = head + payload
@@ -144,6 +219,69 @@ def test_binary_message_from_pieces_of_any_size(sizes: list[int]) -> None:
     for size in sizes:
         got += client.receive_data(wire[pos : pos + size])
         pos += size
-        parts = client._parts or []
+        parts = client._assembler._parts or []
         assert len(parts) <= 16 or min(map(len, parts)) >= 4096
     assert [m.data for m in got] == [payload]
+
+
+# ---------------------------------------------------------------------------------------------
+# header rules and close codes
+
+
+@pytest.mark.parametrize(
+    ("b0", "length", "reason"),
+    [
+        (0x91, 0, "RSV2 or RSV3 set"),
+        (0xA1, 0, "RSV2 or RSV3 set"),
+        (0x83, 0, "reserved opcode 0x3"),
+        (0x87, 0, "reserved opcode 0x7"),
+        (0x8B, 0, "reserved opcode 0xb"),
+        (0x8F, 0, "reserved opcode 0xf"),
+        (0xC9, 0, "RSV1 set on a control frame"),
+        (0x09, 0, "a fragmented control frame"),
+        (0x88, 126, "a control frame with a 126-byte payload"),
+        (0x40, 0, "RSV1 set on a CONTINUATION frame"),
+    ],
+)
+def test_header_rules_refuse_with_1002(b0: int, length: int, reason: str) -> None:
+    """Each stateless header rule of RFC 6455 §5.2, §5.5 and RFC 7692 §6 fails with 1002."""
+    with pytest.raises(ProtocolViolation, match=reason) as info:
+        check_header(b0, b0 & 0x0F, length)
+    assert (info.value.code, info.value.reason) == (1002, str(info.value))
+
+
+@pytest.mark.parametrize(
+    ("b0", "length"),
+    [(0x00, 10), (0x80, 0), (0x01, 1 << 20), (0xC1, 5), (0x42, 0), (0x89, 125), (0x8A, 0)],
+)
+def test_header_rules_accept_valid_headers(b0: int, length: int) -> None:
+    """Data frames of any length and flags, and control frames up to 125 bytes, pass."""
+    check_header(b0, b0 & 0x0F, length)
+
+
+@pytest.mark.parametrize(
+    ("code", "valid"),
+    [
+        *[(999, False), (1000, True), (1003, True), (1004, False), (1006, False)],
+        *[(1007, True), (1014, True), (1015, False), (2999, False), (3000, True)],
+        *[(4999, True), (5000, False)],
+    ],
+)
+def test_valid_close_codes(code: int, valid: bool) -> None:
+    """The codes of RFC 6455 §7.4 and the IANA registry, at every boundary."""
+    assert is_valid_close_code(code) is valid
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (1005, "close code 1005 may not be sent"),
+        (2000, "close code 2000 may not be sent"),
+        (True, "must be an int, not bool"),
+        ("1000", "must be an int, not str"),
+    ],
+)
+def test_check_close_code_refuses_what_may_not_be_sent(code: object, message: str) -> None:
+    """A caller's close code that may not be sent, or is no int, is InvalidArgument."""
+    with pytest.raises(InvalidArgument, match=message):
+        check_close_code(code)  # type: ignore[arg-type]

@@ -23,7 +23,8 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from trio_ws import WSMessage, WSMsgType, WSProtocolError
-from trio_ws._extensions import ClientDeflate, is_valid_close_code
+from trio_ws._deflate import ClientDeflate
+from trio_ws._framing import is_valid_close_code
 from trio_ws._protocol import ClientProtocol
 
 # The example count scales with the loaded profile: 5 x 100 by default (a few seconds for the
@@ -159,9 +160,8 @@ def streams(*, deflate: bool) -> st.SearchStrategy[bytes]:
 
 
 def make_client(deflate: bool) -> ClientProtocol:
-    extensions: list[Extension] = [ClientDeflate()] if deflate else []
     return ClientProtocol(
-        extensions=extensions,
+        deflate=ClientDeflate() if deflate else None,
         max_msg_size=MAX_MSG_SIZE,
         max_fragments=MAX_FRAGMENTS,
         autoping=True,
@@ -171,8 +171,9 @@ def make_client(deflate: bool) -> ClientProtocol:
 def held(client: ClientProtocol) -> tuple[int, int]:
     """What the core holds between two reads: its reassembly buffer and the parser's input
     buffers (private attributes: these are the numbers the memory bound is about)."""
-    text = client._text.getvalue().encode() if client._text else b""
-    partial = len(client._bytes or b"") + sum(map(len, client._parts or ())) + len(text)
+    asm = client._assembler
+    text = asm._text.getvalue().encode() if asm._text else b""
+    partial = len(asm._bytes or b"") + sum(map(len, asm._parts or ())) + len(text)
     assert len(client._head) <= 13
     return partial, max(len(client._head), len(client._control_payload))
 
@@ -289,7 +290,7 @@ def test_compressed_messages_respect_max_msg_size_exactly(
         server.send(BytesMessage(piece, message_finished=i == len(pieces) - 1))
         for i, piece in enumerate(pieces)
     )
-    client = ClientProtocol(extensions=[ClientDeflate()], max_msg_size=max_msg_size)
+    client = ClientProtocol(deflate=ClientDeflate(), max_msg_size=max_msg_size)
     got = client.receive_data(wire)
     if size <= max_msg_size:
         assert got == [WSMessage(WSMsgType.BINARY, payload, None)]

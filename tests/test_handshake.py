@@ -15,7 +15,7 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import generate_accept_token
 
 from trio_ws import BasicAuth, InvalidArgument, WSServerHandshakeError
-from trio_ws._extensions import ClientDeflate
+from trio_ws._deflate import ClientDeflate
 from trio_ws._handshake import MAX_BODY_SIZE, MAX_HEAD_SIZE, MAX_HEADERS, ClientHandshake
 from trio_ws._protocol import ClientProtocol
 from trio_ws._url import parse_url
@@ -283,7 +283,7 @@ def test_valid_upgrade_in_any_chunks(chunk: int) -> None:
     rest = feed(hs, upgrade(hs, "Server: test") + FRAME, chunk)
     result = hs.result()
     assert result.trailing_data + rest == FRAME
-    assert (result.subprotocol, result.extensions) == (None, [])
+    assert (result.subprotocol, result.deflate) == (None, None)
     assert result.headers == [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
@@ -692,7 +692,7 @@ def negotiate(response_ext: str, **options: Any) -> ClientDeflate:
     options.setdefault("compress", 15)
     hs = handshake(**options)
     hs.receive_data(upgrade(hs, f"Sec-WebSocket-Extensions: {response_ext}"))
-    [ext] = hs.result().extensions
+    ext = hs.result().deflate
     assert isinstance(ext, ClientDeflate)
     return ext
 
@@ -806,7 +806,7 @@ def test_empty_extensions_header_means_none() -> None:
     """An empty Sec-WebSocket-Extensions header negotiates nothing."""
     hs = handshake(compress=15)
     hs.receive_data(upgrade(hs, "Sec-WebSocket-Extensions: ", "Sec-WebSocket-Extensions: ,"))
-    assert hs.result().extensions == []
+    assert hs.result().deflate is None
 
 
 def test_negotiated_deflate_interoperates_with_a_wsproto_server() -> None:
@@ -817,7 +817,7 @@ def test_negotiated_deflate_interoperates_with_a_wsproto_server() -> None:
     accepted = server_ext.accept(offer)
     assert isinstance(accepted, str)
     hs.receive_data(upgrade(hs, f"Sec-WebSocket-Extensions: permessage-deflate; {accepted}"))
-    client = ClientProtocol(extensions=hs.result().extensions)
+    client = ClientProtocol(deflate=hs.result().deflate)
     server = Connection(ConnectionType.SERVER, extensions=[server_ext])
     wire = server.send(TextMessage("deflated " * 50))
     assert wire[0] & 0x40

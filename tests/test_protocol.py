@@ -31,7 +31,7 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 
 from trio_ws import InvalidArgument, WSClosedError, WSMessage, WSMsgType, WSProtocolError
-from trio_ws._extensions import ClientDeflate
+from trio_ws._deflate import ClientDeflate
 from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, check_close_code
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -916,7 +916,7 @@ def deflate_pair(max_msg_size: int = 100_000, **params: Any) -> tuple[ClientProt
     server_ext = PerMessageDeflate(**params)
     server_ext.finalize(server_ext.name)
     return (
-        ClientProtocol(extensions=[ClientDeflate(**params)], max_msg_size=max_msg_size),
+        ClientProtocol(deflate=ClientDeflate(**params), max_msg_size=max_msg_size),
         Connection(ConnectionType.SERVER, extensions=[server_ext]),
     )
 
@@ -1210,14 +1210,8 @@ def test_wsprotos_own_deflate_is_refused() -> None:
     """The core needs ClientDeflate (bounded inflate), not wsproto's PerMessageDeflate."""
     ext = PerMessageDeflate()
     ext.finalize(ext.name)
-    with pytest.raises(TypeError, match="at most one trio_ws ClientDeflate, not PerMessageDeflate"):
-        ClientProtocol(extensions=[ext])  # type: ignore[list-item]
-
-
-def test_two_deflate_extensions_are_refused() -> None:
-    """One permessage-deflate per connection."""
-    with pytest.raises(TypeError, match="at most one trio_ws ClientDeflate, not ClientDeflate"):
-        ClientProtocol(extensions=[ClientDeflate(), ClientDeflate()])
+    with pytest.raises(TypeError, match="a trio_ws ClientDeflate, not PerMessageDeflate"):
+        ClientProtocol(deflate=ext)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------

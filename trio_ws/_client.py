@@ -35,7 +35,6 @@ import trio
 
 from ._connection import ClientWebSocket, _Negotiated
 from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WSError
-from ._extensions import ClientDeflate
 from ._handshake import ClientHandshake, Headers
 from ._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol
 from ._transport import open_stream
@@ -151,7 +150,7 @@ async def _connect(
             await trio.aclose_forcefully(opened)
         raise
     assert opened is not None
-    deflate = next((e for e in result.extensions if isinstance(e, ClientDeflate)), None)
+    deflate = result.deflate
     negotiated = _Negotiated(
         subprotocol=result.subprotocol,
         compress=deflate.client_max_window_bits if deflate is not None else 0,
@@ -159,7 +158,7 @@ async def _connect(
         response_head=result.headers,
     )
     core = ClientProtocol(
-        extensions=result.extensions,
+        deflate=deflate,
         max_msg_size=max_msg_size,
         max_fragments=max_fragments,
         autoping=autoping,

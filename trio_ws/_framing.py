@@ -1,10 +1,29 @@
-"""Building client frames (RFC 6455 §5.2, §5.3): header, fresh mask, masked payload. No I/O.
+"""The frame codec (RFC 6455 §5): opcodes, header rules, close-code rules, building frames.
 
-The payload mask is the costly part of sending a big message: XOR with a 4-byte key, byte by
-byte. :func:`apply_mask` is the C loop of :mod:`trio_ws._speedups` when that extension was
-built at install time (it needs a C compiler, and ``TRIO_WS_NO_EXTENSIONS`` unset), and a
-pure-Python fallback otherwise, which does the XOR on Python ints: one C-level operation on
-the whole payload, a few microseconds for small messages, about 4 ms per MiB.
+Theory of operation
+-------------------
+
+Everything here is a rule about one frame, true whatever the connection's state: which
+opcodes and reserved bits exist, what a control frame may look like, which close codes may
+travel in a close frame, and how a client frame is laid out and masked. What depends on the
+state (is a message open? how big is it so far?) lives in :mod:`trio_ws._assembler`, and
+the parser that applies both to the bytes read lives in :mod:`trio_ws._protocol`, which
+inlines the length decoding because it is the per-frame hot path.
+
+A broken rule is raised as :class:`ProtocolViolation` with the close code that fails the
+connection (1002, 1007 or 1009); the core turns it into its failure. A caller's mistake (a
+close code it may not send) is :class:`~trio_ws.InvalidArgument` instead.
+
+Sending: :func:`build_frame` appends a masked frame to the outbox. The payload mask is the
+costly part of sending a big message: XOR with a 4-byte key, byte by byte. :func:`apply_mask`
+is the C loop of :mod:`trio_ws._speedups` when that extension was built at install time (it
+needs a C compiler, and ``TRIO_WS_NO_EXTENSIONS`` unset), and a pure-Python fallback
+otherwise, which does the XOR on Python ints: one C-level operation on the whole payload, a
+few microseconds for small messages, about 4 ms per MiB. The mask key comes from a function
+the caller may replace (tests inject fixed keys); by default it is ``os.urandom``, one call
+per frame.
+
+Nothing here does I/O or imports trio.
 """
 
 from __future__ import annotations
@@ -14,7 +33,47 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["apply_mask", "build_frame", "has_speedups"]
+from ._errors import InvalidArgument
+
+__all__ = [
+    "BINARY",
+    "CLOSE",
+    "CONTINUATION",
+    "INVALID_DATA",
+    "MAX_CONTROL_PAYLOAD",
+    "MESSAGE_TOO_BIG",
+    "PING",
+    "PONG",
+    "PROTOCOL_ERROR",
+    "TEXT",
+    "MaskSource",
+    "ProtocolViolation",
+    "apply_mask",
+    "build_frame",
+    "check_close_code",
+    "check_header",
+    "has_speedups",
+    "is_valid_close_code",
+]
+
+# Opcodes (RFC 6455 §5.2). 0x3-0x7 and 0xB-0xF are reserved.
+CONTINUATION: Final = 0x0
+TEXT: Final = 0x1
+BINARY: Final = 0x2
+CLOSE: Final = 0x8
+PING: Final = 0x9
+PONG: Final = 0xA
+
+#: RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+MAX_CONTROL_PAYLOAD: Final = 125
+
+#: The close codes a violation fails the connection with (RFC 6455 §7.4.1).
+PROTOCOL_ERROR: Final = 1002
+INVALID_DATA: Final = 1007
+MESSAGE_TOO_BIG: Final = 1009
+
+#: ``mask_source(4) -> bytes``: where mask keys come from.
+MaskSource = Callable[[int], bytes]
 
 _TWO: Final = struct.Struct("!BB")
 _MEDIUM: Final = struct.Struct("!BBH")
@@ -22,6 +81,84 @@ _LONG: Final = struct.Struct("!BBQ")
 
 _MASKED: Final = 0x80
 _FIN: Final = 0x80
+
+
+class ProtocolViolation(Exception):
+    """The server broke the protocol: ``code`` is the close code to fail the connection with.
+
+    Internal: the core turns it into a :class:`~trio_ws.WSProtocolError`.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# ---------------------------------------------------------------------------------------------
+# close codes
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Whether ``code`` may appear in a close frame (RFC 6455 §7.4.1, §7.4.2, IANA registry).
+
+    1000-1003 and 1007-1014 are registered; 1004 is reserved; 1005, 1006 and 1015 must never
+    be sent; 1016-2999 are reserved for future RFCs; 3000-4999 are for libraries and
+    applications.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def check_close_code(code: int) -> None:
+    """Raise :class:`~trio_ws.InvalidArgument` unless ``code`` may be sent in a close frame.
+
+    RFC 6455 §7.4.1/§7.4.2: 1000-1003 and 1007-1014 are defined; 1004, 1005, 1006 and 1015
+    must never be sent; 3000-4999 are for libraries and applications.
+    """
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise InvalidArgument(f"a close code must be an int, not {type(code).__name__}")
+    if not is_valid_close_code(code):
+        raise InvalidArgument(f"close code {code} may not be sent (RFC 6455 §7.4)")
+
+
+# ---------------------------------------------------------------------------------------------
+# receiving
+
+
+def check_header(b0: int, opcode: int, length: int) -> None:
+    """Apply the rules of one frame header that hold whatever the connection's state.
+
+    ``b0`` is the header's first byte (FIN, RSV1-3, opcode), ``length`` the decoded payload
+    length. The parser calls this for every frame its fast path does not take; the fast path
+    (a final TEXT or BINARY frame) needs none of these checks but RSV, which it makes itself.
+
+    Raises:
+        ProtocolViolation: RSV2 or RSV3 set, a reserved opcode, RSV1 on a control or
+            CONTINUATION frame, a fragmented control frame, or a control payload over 125
+            bytes (all 1002).
+    """
+    if b0 & 0x30:
+        # RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings";
+        # permessage-deflate defines RSV1 only.
+        raise ProtocolViolation(PROTOCOL_ERROR, "RSV2 or RSV3 set (no extension uses them)")
+    if BINARY < opcode < CLOSE or opcode > PONG:
+        raise ProtocolViolation(PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+    if opcode >= CLOSE:
+        if b0 & 0x40:
+            # RFC 7692 §6: "An endpoint MUST NOT set the RSV1 bit of control frames".
+            raise ProtocolViolation(PROTOCOL_ERROR, "RSV1 set on a control frame")
+        if not b0 & 0x80:
+            # RFC 6455 §5.5: "Control frames themselves MUST NOT be fragmented."
+            raise ProtocolViolation(PROTOCOL_ERROR, "a fragmented control frame")
+        if length > MAX_CONTROL_PAYLOAD:
+            raise ProtocolViolation(PROTOCOL_ERROR, f"a control frame with a {length}-byte payload")
+    elif opcode == CONTINUATION and b0 & 0x40:
+        # RFC 7692 §6.1: RSV1 marks a compressed message on its first frame only.
+        raise ProtocolViolation(PROTOCOL_ERROR, "RSV1 set on a CONTINUATION frame")
+
+
+# ---------------------------------------------------------------------------------------------
+# sending
 
 
 def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
@@ -52,12 +189,20 @@ apply_mask: Final = _c_apply_mask if _c_apply_mask is not None else _apply_mask_
 
 
 def build_frame(
-    out: list[bytes], opcode: int, payload: bytes | bytearray | memoryview, rsv1: bool = False
+    out: list[bytes],
+    opcode: int,
+    payload: bytes | bytearray | memoryview,
+    rsv1: bool = False,
+    mask_source: MaskSource = os.urandom,
 ) -> int:
     """Append one final, masked frame with ``opcode`` and ``payload`` to ``out``.
 
-    Returns the number of bytes appended. The mask comes from ``os.urandom`` (a CSPRNG), fresh
-    for every frame (RFC 6455 §5.3).
+    RFC 6455 §5.3: the key is "derived from a strong source of entropy", fresh for every
+    frame; ``mask_source(4)`` gives it, one call per frame (``os.urandom``, a CSPRNG, unless
+    a test injects fixed keys).
+
+    Returns:
+        The number of bytes appended.
     """
     n = len(payload)
     first = _FIN | opcode | (0x40 if rsv1 else 0)
@@ -67,7 +212,7 @@ def build_frame(
         header = _MEDIUM.pack(first, _MASKED | 126, n)
     else:
         header = _LONG.pack(first, _MASKED | 127, n)
-    mask = os.urandom(4)
+    mask = mask_source(4)
     out.append(header + mask)
     if n:
         out.append(apply_mask(payload, mask))

@@ -12,20 +12,26 @@ handshake (on h11) checks less and bounds nothing, so trio_ws parses the respons
 * for any other status, the body is collected up to :data:`MAX_BODY_SIZE` for the error.
 
 Header values that the caller passes are checked for CR, LF and NUL before anything is sent.
+
+The key and the accept token (RFC 6455 §4.1, §4.2.2) are computed here, not taken from wsproto:
+no module of the client imports wsproto, which stays the independent peer of the tests and the
+engine of :mod:`trio_ws.testing`.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import attrs
-from wsproto.utilities import generate_accept_token, generate_nonce
 
+from ._deflate import ClientDeflate
 from ._errors import InvalidArgument, WSServerHandshakeError
-from ._extensions import ClientDeflate
 from ._types import BasicAuth
 from ._url import Target
 
@@ -36,6 +42,8 @@ __all__ = [
     "ClientHandshake",
     "HandshakeResult",
     "Headers",
+    "accept_token",
+    "generate_key",
 ]
 
 #: The largest response head (status line and headers) accepted.
@@ -46,6 +54,9 @@ MAX_HEADERS: Final = 128
 MAX_BODY_SIZE: Final = 64 * 1024
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+#: RFC 6455 §1.3: the GUID the server appends to our key before hashing it.
+_ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_LINE: Final = re.compile(r"HTTP/1\.[01] ([0-9]{3})(?: (.*))?")
@@ -66,12 +77,32 @@ _RESERVED: Final = frozenset(
 )
 
 
+def generate_key() -> bytes:
+    """A fresh ``Sec-WebSocket-Key``.
+
+    RFC 6455 §4.1: "a randomly selected 16-byte value that has been base64-encoded ... MUST
+    be selected randomly for each connection"; ``os.urandom`` is a CSPRNG.
+    """
+    return base64.b64encode(os.urandom(16))
+
+
+def accept_token(key: bytes) -> str:
+    """The ``Sec-WebSocket-Accept`` a server must answer ``key`` with (RFC 6455 §4.2.2).
+
+    The base64 of the SHA-1 of the key, as sent, followed by the GUID of RFC 6455 §1.3.
+    """
+    # SHA-1 here is the RFC's fixed derivation, not a security choice.
+    digest = hashlib.sha1(key + _ACCEPT_GUID, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
 @attrs.frozen
 class HandshakeResult:
     """What a successful opening handshake negotiated."""
 
     subprotocol: str | None
-    extensions: list[ClientDeflate]
+    #: permessage-deflate, if the server accepted our offer.
+    deflate: ClientDeflate | None
     headers: list[tuple[str, str]]
     #: Bytes that followed the response head: the first WebSocket frames.
     trailing_data: bytes
@@ -131,7 +162,7 @@ class ClientHandshake:
         client_notakeover: bool = False,
     ) -> None:
         self.target = target
-        self.key = generate_nonce()
+        self.key = generate_key()
         if isinstance(protocols, str):
             protocols = [protocols]
         self.protocols = list(protocols)
@@ -323,20 +354,20 @@ class ClientHandshake:
             self._reject(f"expected 'Connection: upgrade', got {self._values('connection')!r}")
             return
         accept = self._values("sec-websocket-accept")
-        expected = generate_accept_token(self.key).decode("ascii")
+        expected = accept_token(self.key)
         if accept != [expected]:
             self._reject(f"wrong Sec-WebSocket-Accept {accept!r} (expected {expected!r})")
             return
         subprotocol = self._check_subprotocol()
         if self._error is not None:
             return
-        extensions = self._check_extensions()
+        deflate = self._check_extensions()
         if self._error is not None:
             return
         self._phase = _Phase.DONE
         self._result = HandshakeResult(
             subprotocol=subprotocol,
-            extensions=extensions,
+            deflate=deflate,
             headers=self._headers,
             trailing_data=bytes(self._buffer),
         )
@@ -352,27 +383,27 @@ class ClientHandshake:
             return None
         return values[0]
 
-    def _check_extensions(self) -> list[ClientDeflate]:
+    def _check_extensions(self) -> ClientDeflate | None:
         values = self._values("sec-websocket-extensions")
         accepted = [e.strip() for v in values for e in v.split(",") if e.strip()]
         if not accepted:
-            return []
+            return None
         if not self.compress:
             self._reject(f"the server accepted extensions we did not offer: {accepted!r}")
-            return []
+            return None
         if len(accepted) > 1:
             self._reject(f"the server accepted more than one extension: {accepted!r}")
-            return []
+            return None
         name, _, params = accepted[0].partition(";")
         if name.strip().lower() != "permessage-deflate":
             self._reject(f"the server accepted an extension we did not offer: {accepted[0]!r}")
-            return []
+            return None
         try:
             ext = self._deflate(params)
         except ValueError as exc:
             self._reject(f"invalid permessage-deflate response {accepted[0]!r}: {exc}")
-            return []
-        return [ext]
+            return None
+        return ext
 
     def _deflate(self, params: str) -> ClientDeflate:
         """Validate the server's permessage-deflate parameters (RFC 7692 §7.1).

@@ -10,14 +10,18 @@ handshake, with everything a caller needs on top of it:
   and opcodes, control-frame rules, unmasked frames only, minimal length encoding, message
   structure (no CONTINUATION outside a message, no new message inside one), ``max_msg_size``
   (a header announcing too much is refused) and a cap on fragments per message;
-* message reassembly, UTF-8 validation that fails as soon as an invalid byte arrives, and
-  permessage-deflate through :class:`~trio_ws._extensions.ClientDeflate`, whose inflate never
-  produces more than ``max_msg_size`` allows;
+* message reassembly in :class:`~trio_ws._assembler.Assembler`: UTF-8 validation that fails
+  as soon as an invalid byte arrives, permessage-deflate through
+  :class:`~trio_ws._deflate.ClientDeflate`, whose inflate never produces more than
+  ``max_msg_size`` allows, and the size and fragment limits;
 * the decisions of aiohttp's client: pings answered (autoping), the server's close frame
   echoed (autoclose), PING/PONG delivered only without autoping;
-* close-code rules: which codes the server may send (RFC 6455 §7.4, 1014 included), what ends
-  up as the connection's close code, which codes a caller may send, and what happens after a
-  protocol failure.
+* the close: which code ends up as the connection's close code and what happens after a
+  protocol failure (the rules of which codes may be sent are in :mod:`trio_ws._framing`).
+
+The rooms: :mod:`trio_ws._framing` has the rules of one frame (opcodes, header and close-code
+rules, building and masking frames), :mod:`trio_ws._assembler` the message being
+reassembled, and this module the parser that drives both and the connection's state.
 
 It never does I/O and never imports trio. The I/O layer feeds it what it reads
 (:meth:`receive_data`, :meth:`receive_eof`), gets finished :class:`WSMessage` objects back, and
@@ -33,10 +37,12 @@ independent peer of the tests.
 
 The parser has two states. *Between frames* it reads a header; if the whole frame is in the
 buffer and it is a complete, uncompressed message (the common case) the message is built
-straight from the buffer. Otherwise the frame's payload is *streamed*: each piece that
-arrives is inflated (if compressed), UTF-8-checked (if text) and appended to the message
-being reassembled, so memory stays near the message's size whatever the split. Bytes of an
-incomplete header (at most 13) wait for the next read.
+straight from the buffer, without a call per frame into another object (a TEXT payload is
+only UTF-8-checked by :meth:`~trio_ws._assembler.Assembler.whole_text`). Otherwise the
+header goes through :func:`~trio_ws._framing.check_header` and the assembler, and the frame's
+payload is *streamed*: each piece that arrives is handed to the assembler, so memory stays
+near the message's size whatever the split. Bytes of an incomplete header (at most 13) wait
+for the next read.
 
 States, from the core's point of view (they combine; none is ever undone)::
 
@@ -54,51 +60,42 @@ follows a close frame, and after a violation the framing can no longer be truste
 
 from __future__ import annotations
 
-import codecs
 import enum
-import io
-from collections.abc import Sequence
+import os
 from typing import Final
 
+from ._assembler import DEFAULT_MAX_FRAGMENTS, Assembler
+from ._deflate import ClientDeflate
 from ._errors import InvalidArgument, WSClosedError, WSProtocolError
-from ._extensions import (
-    DEFAULT_MAX_FRAGMENTS,
+from ._framing import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
     INVALID_DATA,
-    MESSAGE_TOO_BIG,
+    MAX_CONTROL_PAYLOAD,
+    PING,
+    PONG,
     PROTOCOL_ERROR,
-    ClientDeflate,
+    TEXT,
+    MaskSource,
     ProtocolViolation,
+    build_frame,
+    check_close_code,
+    check_header,
     is_valid_close_code,
 )
-from ._framing import build_frame
 from ._types import WSCloseCode, WSMessage, WSMsgType
 
+# check_close_code lives in _framing; it stays importable from here for the I/O layer.
 __all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "check_close_code"]
 
-_MAX_CONTROL_PAYLOAD: Final = 125
 #: The close code of a close frame without one (RFC 6455 §7.1.5); never sent.
 _NO_STATUS: Final = 1005
 
-# Opcodes (RFC 6455 §5.2).
-_CONTINUATION: Final = 0x0
-_TEXT: Final = 0x1
-_BINARY: Final = 0x2
-_CLOSE: Final = 0x8
-_PING: Final = 0x9
-_PONG: Final = 0xA
-
-_TEXT_TYPE: Final = WSMsgType.TEXT
 _BINARY_TYPE: Final = WSMsgType.BINARY
 # WSMessage is a NamedTuple; building it with tuple.__new__ skips a Python-level __new__ on
 # the per-message path.
 _tuple_new: Final = tuple.__new__
-_Utf8Decoder: Final = codecs.getincrementaldecoder("utf-8")
-#: Pieces of a BINARY message are kept as they are until the message is complete (then
-#: joined: one copy) while they are at least this big, or while there are fewer than
-#: _SMALL_PARTS of them; otherwise they are copied into one buffer. A piece costs ~40 bytes
-#: of overhead, so this bounds the overhead at 1% plus a few hundred bytes.
-_MIN_PART: Final = 4096
-_SMALL_PARTS: Final = 16
 #: take_outbox() writes pieces at least this big on their own instead of copying them.
 _JOIN_LIMIT: Final = 64 * 1024
 
@@ -112,24 +109,12 @@ class _Frame(enum.IntEnum):
     PONG = WSMsgType.PONG
 
 
-def check_close_code(code: int) -> None:
-    """Raise :class:`InvalidArgument` unless ``code`` may be sent in a close frame.
-
-    RFC 6455 §7.4.1/§7.4.2: 1000-1003 and 1007-1014 are defined; 1004, 1005, 1006 and 1015
-    must never be sent; 3000-4999 are for libraries and applications.
-    """
-    if not isinstance(code, int) or isinstance(code, bool):
-        raise InvalidArgument(f"a close code must be an int, not {type(code).__name__}")
-    if not is_valid_close_code(code):
-        raise InvalidArgument(f"close code {code} may not be sent (RFC 6455 §7.4)")
-
-
 class ClientProtocol:
     """The client side of an established WebSocket connection, without I/O.
 
     Args:
-        extensions: the extensions the opening handshake negotiated: at most one
-            :class:`~trio_ws._extensions.ClientDeflate` (it is given ``max_msg_size``).
+        deflate: the permessage-deflate the opening handshake negotiated, if any (it is
+            given ``max_msg_size``).
         max_msg_size: the largest message accepted, in bytes after decompression; 0 = no limit.
             A bigger message fails the connection with close code 1009, as soon as a frame
             header announces it (uncompressed) or inflating it passes the limit (compressed).
@@ -142,35 +127,28 @@ class ClientProtocol:
             calls :meth:`commit_failure` (it does so once the application has seen the
             messages that arrived before the violation, which it may still answer); sending
             stays possible until then.
+        mask_source: ``mask_source(4)`` gives the mask key of each frame we send; the default,
+            ``os.urandom``, is the CSPRNG RFC 6455 §10.3 asks for. Tests inject fixed keys.
 
     Raises:
-        TypeError: an extension that is not a :class:`~trio_ws._extensions.ClientDeflate`.
+        TypeError: ``deflate`` is not a :class:`~trio_ws._deflate.ClientDeflate`.
     """
 
     # Slots: thousands of idle connections are a use case (no __dict__ per instance).
     __slots__ = (
+        "_assembler",
         "_autoclose",
         "_autoping",
-        "_bytes",
         "_control_payload",
-        "_decode_text",
         "_defer_failure_close",
         "_deflate",
-        "_fragments",
         "_frame_fin",
         "_frame_left",
         "_frame_opcode",
         "_head",
-        "_max_fragments",
-        "_max_msg_size",
-        "_msg_compressed",
-        "_msg_opcode",
-        "_msg_size",
+        "_mask_source",
         "_out",
         "_out_size",
-        "_parts",
-        "_text",
-        "_utf8",
         "close_code",
         "close_reason",
         "eof",
@@ -182,28 +160,29 @@ class ClientProtocol:
     def __init__(
         self,
         *,
-        extensions: Sequence[ClientDeflate] | None = None,
+        deflate: ClientDeflate | None = None,
         max_msg_size: int = 4 * 1024 * 1024,
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         autoping: bool = True,
         autoclose: bool = True,
         decode_text: bool = True,
         defer_failure_close: bool = False,
+        mask_source: MaskSource = os.urandom,
     ) -> None:
-        self._deflate: ClientDeflate | None = None
-        for ext in extensions or ():
-            if not isinstance(ext, ClientDeflate) or self._deflate is not None:
-                raise TypeError(
-                    f"extensions: at most one trio_ws ClientDeflate, not {type(ext).__name__}"
-                )
-            self._deflate = ext
-            ext.max_msg_size = max_msg_size
-        self._max_msg_size = max_msg_size
-        self._max_fragments = max_fragments
+        if deflate is not None and not isinstance(deflate, ClientDeflate):
+            # wsproto's PerMessageDeflate looks alike but its inflate is unbounded.
+            raise TypeError(f"deflate: a trio_ws ClientDeflate, not {type(deflate).__name__}")
+        self._deflate = deflate
+        self._assembler = Assembler(
+            deflate=deflate,
+            max_msg_size=max_msg_size,
+            max_fragments=max_fragments,
+            decode_text=decode_text,
+        )
         self._autoping = autoping
         self._autoclose = autoclose
-        self._decode_text = decode_text
         self._defer_failure_close = defer_failure_close
+        self._mask_source = mask_source
         self._out: list[bytes] = []
         self._out_size = 0
 
@@ -214,19 +193,6 @@ class ClientProtocol:
         self._frame_opcode = 0
         self._frame_fin = False
         self._control_payload = bytearray()
-        # The message being reassembled (_msg_opcode 0 = none). Appending to one buffer keeps
-        # the memory near the message's size however small the pieces are; a list of pieces
-        # would cost ~50 bytes of object overhead per piece.
-        self._msg_opcode = 0
-        self._msg_compressed = False
-        self._msg_size = 0  # payload bytes announced by the headers (uncompressed messages)
-        self._fragments = 0
-        self._bytes: bytearray | None = None
-        # A BINARY message arriving in big pieces is kept as the pieces and joined once at the
-        # end (one copy instead of two); a small piece switches to _bytes (see _add_binary).
-        self._parts: list[bytes] | None = None
-        self._text: io.StringIO | None = None
-        self._utf8: codecs.IncrementalDecoder | None = None
 
         #: Our close frame is in the outbox (or already sent).
         self.local_closed = False
@@ -323,7 +289,8 @@ class ClientProtocol:
         n = len(buf)
         pos = 0
         self._head = b""
-        max_msg_size = self._max_msg_size
+        asm = self._assembler
+        max_msg_size = asm.max_msg_size
         deflate = self._deflate
         while pos < n:
             if self._frame_left:
@@ -348,6 +315,8 @@ class ClientProtocol:
                 length = (buf[pos + 2] << 8) | buf[pos + 3]
                 start = pos + 4
                 if length < 126:
+                    # RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the
+                    # length".
                     raise ProtocolViolation(
                         PROTOCOL_ERROR, "a frame length in 2 bytes when 1 would do"
                     )
@@ -370,195 +339,84 @@ class ClientProtocol:
             opcode = b0 & 0x0F
             fin = b0 & 0x80
             end = start + length
-            if fin and 0 < opcode < 3 and self._msg_opcode == 0:
+            # A final TEXT or BINARY frame outside a fragmented message is a whole message; its
+            # header needs no rule but RSV (an RSV1 without deflate goes the long way, and
+            # fails there).
+            if fin and 0 < opcode < 3 and asm.opcode == 0:
                 rsv = b0 & 0x70
                 if rsv == 0:
                     # The common case: a whole uncompressed message in one frame.
                     if max_msg_size and length > max_msg_size:
-                        raise self._too_big(length)
+                        raise asm.too_big(length)
                     if end <= n:
                         pos = end
-                        if opcode == _BINARY:
+                        if opcode == BINARY:
                             out.append(_tuple_new(WSMessage, (_BINARY_TYPE, buf[start:end], None)))
                         else:
-                            out.append(self._text_message(buf[start:end]))
+                            out.append(asm.whole_text(buf[start:end]))
                         continue
                 elif rsv == 0x40 and end <= n and deflate is not None:
-                    # A whole compressed message in one frame.
                     pos = end
-                    payload = deflate.inflate(buf[start:end]) + deflate.end_message()
-                    if opcode == _BINARY:
-                        out.append(_tuple_new(WSMessage, (_BINARY_TYPE, payload, None)))
-                    else:
-                        out.append(self._text_message(payload))
+                    out.append(asm.whole_compressed(opcode, buf[start:end]))
                     continue
-            self._check_header(b0, opcode, length)
+            check_header(b0, opcode, length)
+            if opcode >= CLOSE:
+                if end <= n:
+                    # A whole control frame in the buffer (pings are): no copy into
+                    # _control_payload.
+                    pos = end
+                    if self._control(opcode, buf[start:end], out):
+                        return
+                    continue
+                self._control_payload.clear()
+            else:
+                if opcode == CONTINUATION:
+                    asm.next_fragment(length)
+                else:
+                    asm.start(opcode, bool(b0 & 0x40), length)
+                if end <= n:
+                    # A whole fragment in the buffer: one piece for the assembler.
+                    pos = end
+                    msg = asm.feed(buf[start:end], bool(fin))
+                    if msg is not None:
+                        out.append(msg)
+                    continue
+            # The frame goes on in the next read: stream its payload.
             pos = start
             self._frame_opcode = opcode
             self._frame_fin = bool(fin)
             self._frame_left = length
-            if not length and self._frame_payload(b"", out):
-                return
         if pos < n:
             self._head = buf[pos:]
-
-    def _check_header(self, b0: int, opcode: int, length: int) -> None:
-        """Check a frame header the fast path did not take; start or continue a message."""
-        rsv = b0 & 0x70
-        if rsv & 0x30:
-            raise ProtocolViolation(PROTOCOL_ERROR, "RSV2 or RSV3 set (no extension uses them)")
-        if opcode >= _CLOSE:
-            if opcode > _PONG:
-                raise ProtocolViolation(PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
-            if rsv:
-                # RFC 7692 §6: never on control frames.
-                raise ProtocolViolation(PROTOCOL_ERROR, "RSV1 set on a control frame")
-            if not b0 & 0x80:
-                raise ProtocolViolation(PROTOCOL_ERROR, "a fragmented control frame")
-            if length > _MAX_CONTROL_PAYLOAD:
-                raise ProtocolViolation(
-                    PROTOCOL_ERROR, f"a control frame with a {length}-byte payload"
-                )
-            self._control_payload.clear()
-            return
-        if opcode == _CONTINUATION:
-            if not self._msg_opcode:
-                raise ProtocolViolation(PROTOCOL_ERROR, "a CONTINUATION frame outside a message")
-            if rsv:
-                raise ProtocolViolation(PROTOCOL_ERROR, "RSV1 set on a CONTINUATION frame")
-            self._fragments += 1
-            if self._max_fragments and self._fragments > self._max_fragments:
-                raise ProtocolViolation(
-                    MESSAGE_TOO_BIG,
-                    f"a message of more than {self._max_fragments} fragments "
-                    f"(max_fragments={self._max_fragments})",
-                )
-        elif opcode > _BINARY:
-            raise ProtocolViolation(PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
-        else:
-            if self._msg_opcode:
-                # RFC 6455 §5.4: fragments of different messages are never interleaved.
-                name = "TEXT" if opcode == _TEXT else "BINARY"
-                raise ProtocolViolation(
-                    PROTOCOL_ERROR,
-                    f"a {name} frame inside a fragmented message (expected CONTINUATION)",
-                )
-            if rsv and self._deflate is None:
-                raise ProtocolViolation(PROTOCOL_ERROR, "RSV1 set without permessage-deflate")
-            self._msg_opcode = opcode
-            self._msg_compressed = bool(rsv)
-            self._msg_size = 0
-            self._fragments = 1
-            if opcode == _TEXT:
-                self._utf8 = _Utf8Decoder()
-                if self._decode_text:
-                    self._text = io.StringIO(newline="")
-                else:
-                    self._bytes = bytearray()
-            else:
-                self._parts = []
-        if not self._msg_compressed:
-            self._msg_size += length
-            if self._max_msg_size and self._msg_size > self._max_msg_size:
-                raise self._too_big(self._msg_size)
-
-    def _too_big(self, size: int) -> ProtocolViolation:
-        return ProtocolViolation(
-            MESSAGE_TOO_BIG,
-            f"a message of at least {size} bytes exceeds max_msg_size={self._max_msg_size}",
-        )
 
     def _frame_payload(self, data: bytes, out: list[WSMessage]) -> bool:
         """A piece of the current frame's payload; returns ``True`` if parsing must stop."""
         opcode = self._frame_opcode
         last = not self._frame_left
-        if opcode >= _CLOSE:
+        if opcode >= CLOSE:
             self._control_payload += data
             if last:
                 return self._control(opcode, bytes(self._control_payload), out)
             return False
-        deflate = self._deflate
-        if self._msg_compressed and deflate is not None:
-            data = deflate.inflate(data)
-            if last and self._frame_fin:
-                data += deflate.end_message()
-        end = last and self._frame_fin
-        if self._msg_opcode == _TEXT:
-            assert self._utf8 is not None
-            try:
-                text = self._utf8.decode(data, end)
-            except UnicodeDecodeError as exc:
-                raise ProtocolViolation(
-                    INVALID_DATA, f"a TEXT message that is not UTF-8: {exc}"
-                ) from None
-            if self._text is not None:
-                self._text.write(text)
-            else:
-                assert self._bytes is not None
-                self._bytes += data
-            if end:
-                if self._text is not None:
-                    value: str | bytes = self._text.getvalue()
-                else:
-                    assert self._bytes is not None
-                    value = bytes(self._bytes)
-                self._end_message()
-                out.append(_tuple_new(WSMessage, (_TEXT_TYPE, value, None)))
-        else:
-            parts = self._parts
-            if parts is not None and (len(data) >= _MIN_PART or len(parts) < _SMALL_PARTS):
-                parts.append(data)
-            else:
-                if parts is not None:
-                    self._bytes = bytearray(b"".join(parts))
-                    parts = self._parts = None
-                assert self._bytes is not None
-                self._bytes += data
-            if end:
-                if parts is not None:
-                    value = b"".join(parts)
-                else:
-                    assert self._bytes is not None
-                    value = bytes(self._bytes)
-                self._end_message()
-                out.append(_tuple_new(WSMessage, (_BINARY_TYPE, value, None)))
+        msg = self._assembler.feed(data, last and self._frame_fin)
+        if msg is not None:
+            out.append(msg)
         return False
 
-    def _text_message(self, payload: bytes) -> WSMessage:
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolViolation(
-                INVALID_DATA, f"a TEXT message that is not UTF-8: {exc}"
-            ) from None
-        if self._decode_text:
-            return _tuple_new(WSMessage, (_TEXT_TYPE, text, None))
-        return _tuple_new(WSMessage, (_TEXT_TYPE, payload, None))
-
-    def _end_message(self) -> None:
-        self._msg_opcode = 0
-        self._msg_compressed = False
-        self._bytes = None
-        self._parts = None
-        self._text = None
-        self._utf8 = None
-
     def _drop_message(self) -> None:
-        self._end_message()
+        self._assembler.reset()
         self._frame_left = 0
         self._head = b""
-        if self._deflate is not None:
-            self._deflate.reset_message()
 
     def _control(self, opcode: int, payload: bytes, out: list[WSMessage]) -> bool:
         """A whole control frame; returns ``True`` for a close frame (parsing stops)."""
-        if opcode == _PING:
+        if opcode == PING:
             if not self._autoping:
                 out.append(WSMessage(WSMsgType.PING, payload, None))
             elif not self.local_closed:
-                self._out_size += build_frame(self._out, _PONG, payload)
+                self._out_size += build_frame(self._out, PONG, payload, False, self._mask_source)
             return False
-        if opcode == _PONG:
+        if opcode == PONG:
             if not self._autoping:
                 out.append(WSMessage(WSMsgType.PONG, payload, None))
             return False
@@ -635,7 +493,9 @@ class ClientProtocol:
 
     def _append_close(self, code: int, reason: str) -> None:
         payload = b"" if code == _NO_STATUS else code.to_bytes(2, "big")
-        self._out_size += build_frame(self._out, _CLOSE, payload + reason.encode("utf-8"))
+        self._out_size += build_frame(
+            self._out, CLOSE, payload + reason.encode("utf-8"), False, self._mask_source
+        )
 
     def _check_open(self) -> None:
         if not self.is_open:
@@ -646,9 +506,11 @@ class ClientProtocol:
     ) -> None:
         deflate = self._deflate
         if compress and deflate is not None:
-            self._out_size += build_frame(self._out, opcode, deflate.compress(payload), True)
+            self._out_size += build_frame(
+                self._out, opcode, deflate.compress(payload), True, self._mask_source
+            )
         else:
-            self._out_size += build_frame(self._out, opcode, payload)
+            self._out_size += build_frame(self._out, opcode, payload, False, self._mask_source)
 
     def send_text(self, data: str, compress: bool = True) -> None:
         """Queue a TEXT message.
@@ -657,12 +519,12 @@ class ClientProtocol:
         negotiated; without it, every message is uncompressed anyway.
         """
         self._check_open()
-        self._send_message(_TEXT, data.encode("utf-8"), compress)
+        self._send_message(TEXT, data.encode("utf-8"), compress)
 
     def send_bytes(self, data: bytes | bytearray | memoryview, compress: bool = True) -> None:
         """Queue a BINARY message (``compress`` as for :meth:`send_text`)."""
         self._check_open()
-        self._send_message(_BINARY, data, compress)
+        self._send_message(BINARY, data, compress)
 
     def send_frame(self, data: bytes, opcode: int, compress: bool = True) -> None:
         """Queue one frame with ``opcode`` (TEXT, BINARY, PING or PONG) and ``data`` as payload.
@@ -686,7 +548,7 @@ class ClientProtocol:
             except UnicodeDecodeError as exc:
                 raise InvalidArgument("a TEXT frame's payload must be UTF-8") from exc
             self._check_open()
-            self._send_message(_TEXT, data, compress)
+            self._send_message(TEXT, data, compress)
         elif kind is _Frame.BINARY:
             self.send_bytes(data, compress)
         elif kind is _Frame.PING:
@@ -697,15 +559,15 @@ class ClientProtocol:
     def send_ping(self, payload: bytes = b"") -> None:
         """Queue a PING frame (payload at most 125 bytes)."""
         self._check_control(payload)
-        self._out_size += build_frame(self._out, _PING, payload)
+        self._out_size += build_frame(self._out, PING, payload, False, self._mask_source)
 
     def send_pong(self, payload: bytes = b"") -> None:
         """Queue an unsolicited PONG frame (payload at most 125 bytes)."""
         self._check_control(payload)
-        self._out_size += build_frame(self._out, _PONG, payload)
+        self._out_size += build_frame(self._out, PONG, payload, False, self._mask_source)
 
     def _check_control(self, payload: bytes) -> None:
-        if len(payload) > _MAX_CONTROL_PAYLOAD:
+        if len(payload) > MAX_CONTROL_PAYLOAD:
             raise InvalidArgument("a control frame's payload is at most 125 bytes (RFC 6455 §5.5)")
         self._check_open()
 
@@ -716,7 +578,7 @@ class ClientProtocol:
             InvalidArgument: a code that may not be sent, or a reason over 123 UTF-8 bytes.
         """
         check_close_code(code)
-        if len(reason.encode("utf-8")) > _MAX_CONTROL_PAYLOAD - 2:
+        if len(reason.encode("utf-8")) > MAX_CONTROL_PAYLOAD - 2:
             raise InvalidArgument("a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)")
         if self.local_closed:
             return False

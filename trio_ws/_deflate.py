@@ -1,10 +1,11 @@
-"""permessage-deflate (RFC 7692) for the client core, with a bounded inflate; close-code rules.
+"""permessage-deflate (RFC 7692) for the client core, with a bounded inflate.
 
 Theory of operation
 -------------------
 
 :class:`ClientDeflate` is the negotiated extension: :mod:`trio_ws._handshake` builds it from the
-server's answer and :class:`~trio_ws._protocol.ClientProtocol` drives it. It has two halves
+server's answer, :class:`~trio_ws._assembler.Assembler` inflates received messages through it
+and :class:`~trio_ws._protocol.ClientProtocol` compresses sent ones. It has two halves
 that share nothing but the parameters:
 
 * **inbound**: :meth:`~ClientDeflate.inflate` takes a compressed message's payload in the
@@ -18,8 +19,8 @@ that share nothing but the parameters:
 * **outbound**: :meth:`~ClientDeflate.compress` turns a whole message into its compressed
   payload (RFC 7692 §7.2.1: sync flush, the trailing ``00 00 ff ff`` removed).
 
-A violation is raised as :class:`ProtocolViolation` with its close code; the core turns it into
-its failure. Nothing here imports trio or does I/O.
+A violation is raised as :class:`~trio_ws._framing.ProtocolViolation` with its close code; the
+core turns it into its failure. Nothing here imports trio or does I/O.
 """
 
 from __future__ import annotations
@@ -27,52 +28,13 @@ from __future__ import annotations
 import zlib
 from typing import Final
 
-__all__ = [
-    "DEFAULT_MAX_FRAGMENTS",
-    "ClientDeflate",
-    "ProtocolViolation",
-    "is_valid_close_code",
-]
+from ._framing import INVALID_DATA, MESSAGE_TOO_BIG, ProtocolViolation
 
-#: Frames per message accepted by default (first frame and continuations; control frames
-#: between them are not counted). The most a conformance test sends is 65,537: Autobahn cases
-#: 9.3.1 and 9.4.1 send a 4 MiB message (our default ``max_msg_size``) in 64-byte fragments
-#: plus an empty final one. Real servers fragment at kilobytes, if at all, and aiohttp and
-#: websockets set no cap. Reassembly costs no memory per fragment (one growing buffer), so
-#: the cap is what stops a server from keeping one message open forever with empty
-#: continuation frames, at a round number well above any legitimate use.
-DEFAULT_MAX_FRAGMENTS: Final = 100_000
+__all__ = ["ClientDeflate"]
 
 # RFC 7692 §7.2.1/§7.2.2: a message's compressed data is a sync-flushed DEFLATE stream with
 # this trailing empty stored block removed; the receiver appends it again before inflating.
 _DEFLATE_TAIL: Final = b"\x00\x00\xff\xff"
-
-#: Close codes (RFC 6455 §7.4.1).
-PROTOCOL_ERROR: Final = 1002
-INVALID_DATA: Final = 1007
-MESSAGE_TOO_BIG: Final = 1009
-
-
-class ProtocolViolation(Exception):
-    """The server broke the protocol: ``code`` is the close code to fail the connection with.
-
-    Internal: the core turns it into a :class:`~trio_ws.WSProtocolError`.
-    """
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def is_valid_close_code(code: int) -> bool:
-    """Whether ``code`` may appear in a close frame (RFC 6455 §7.4.1, §7.4.2, IANA registry).
-
-    1000-1003 and 1007-1014 are registered; 1004 is reserved; 1005, 1006 and 1015 must never
-    be sent; 1016-2999 are reserved for future RFCs; 3000-4999 are for libraries and
-    applications.
-    """
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 class ClientDeflate:

@@ -1,4 +1,4 @@
-"""ClientDeflate on its own, both ways, against zlib streams made here; close-code rules.
+"""ClientDeflate on its own, both ways, against zlib streams made here.
 
 The behaviour through the protocol core (limits, bombs, close codes, RFC 7692 examples, a
 wsproto server on the other end) is tested in ``test_protocol.py``.
@@ -10,7 +10,8 @@ import zlib
 
 import pytest
 
-from trio_ws._extensions import ClientDeflate, ProtocolViolation, is_valid_close_code
+from trio_ws._deflate import ClientDeflate
+from trio_ws._framing import ProtocolViolation
 
 
 def deflate_message(data: bytes, compressor: zlib._Compress | None = None) -> bytes:
@@ -48,19 +49,6 @@ def test_client_deflate_refuses_window_bits_out_of_range(bits: dict[str, int]) -
     """Window bits outside 9..15 raise ValueError (zlib cannot do 8)."""
     with pytest.raises(ValueError, match="window bits must be from 9 to 15"):
         ClientDeflate(**bits)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("code", "valid"),
-    [
-        *[(999, False), (1000, True), (1003, True), (1004, False), (1006, False)],
-        *[(1007, True), (1014, True), (1015, False), (2999, False), (3000, True)],
-        *[(4999, True), (5000, False)],
-    ],
-)
-def test_valid_close_codes(code: int, valid: bool) -> None:
-    """The codes of RFC 6455 §7.4 and the IANA registry, at every boundary."""
-    assert is_valid_close_code(code) is valid
 
 
 @pytest.mark.parametrize("takeover", [True, False])
