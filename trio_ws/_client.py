@@ -27,34 +27,25 @@ stream is closed before the error propagates.
 from __future__ import annotations
 
 import math
-import ssl as _ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Unpack
 
 import trio
 
 from ._connection import ClientWebSocket, _Negotiated
-from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WSError
-from ._handshake import ClientHandshake, Headers
-from ._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol
+from ._errors import ConnectTimeoutError, WSConnectionError, WSError
+from ._handshake import ClientHandshake
+from ._options import ConnectOptions, WSOptions, make_options
+from ._protocol import ClientProtocol
 from ._transport import open_stream
-from ._types import DEFAULT_WS_CLIENT_TIMEOUT, BasicAuth, ClientWSTimeout
-from ._url import Params, parse_url
+from ._url import parse_url
 
 __all__ = ["connect_ws", "open_ws"]
 
 #: How long to keep reading a rejection's body after its head arrived.
 _BODY_GRACE = 1.0
 _HANDSHAKE_READ = 64 * 1024
-
-
-def _check_seconds(name: str, value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidArgument(f"{name} must be a positive number of seconds or None, not {value!r}")
-    if math.isnan(value):  # pragma: no cover - NaN > 0 is already False
-        raise InvalidArgument(f"{name} must not be NaN")
 
 
 async def _read_response(stream: trio.abc.Stream, hs: ClientHandshake) -> None:
@@ -89,53 +80,28 @@ async def _handshake(
     return stream, hs
 
 
-async def _connect(
-    nursery: trio.Nursery,
-    url: str,
-    *,
-    protocols: Sequence[str],
-    headers: Headers | None,
-    origin: str | None,
-    params: Params | None,
-    auth: BasicAuth | tuple[str, str] | None,
-    ssl: bool | _ssl.SSLContext,
-    server_hostname: str | None,
-    timeout: ClientWSTimeout,
-    connect_timeout: float | None,
-    autoclose: bool,
-    autoping: bool,
-    heartbeat: float | None,
-    compress: int,
-    client_notakeover: bool,
-    max_msg_size: int,
-    max_fragments: int,
-    decode_text: bool,
-    stream: trio.abc.Stream | None,
-) -> ClientWebSocket:
-    # Everything that can be checked without I/O is checked before any.
-    target = parse_url(url, params)
-    if not isinstance(timeout, ClientWSTimeout):
-        raise InvalidArgument(f"timeout must be a ClientWSTimeout, not {type(timeout).__name__}")
-    _check_seconds("connect_timeout", connect_timeout)
-    _check_seconds("heartbeat", heartbeat)
-    for name, value in (("max_msg_size", max_msg_size), ("max_fragments", max_fragments)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidArgument(f"{name} must be an int >= 0 (0 = no limit), not {value!r}")
+async def _connect(nursery: trio.Nursery, url: str, options: ConnectOptions) -> ClientWebSocket:
+    # Everything that can be checked without I/O is checked before any: the options were
+    # checked when they were built; here the URL, and the handshake's own HTTP rules.
+    target = parse_url(url, options.params)
     hs = ClientHandshake(
         target,
-        protocols=protocols,
-        headers=headers,
-        origin=origin,
-        auth=auth,
-        compress=compress,
-        client_notakeover=client_notakeover,
+        protocols=options.protocols,
+        headers=options.headers,
+        origin=options.origin,
+        auth=options.auth,
+        compress=options.compress,
+        client_notakeover=options.client_notakeover,
     )
+    connect_timeout = options.connect_timeout
     deadline = trio.current_time() + connect_timeout if connect_timeout is not None else math.inf
-    opened: trio.abc.Stream | None = stream
+    opened: trio.abc.Stream | None = options.stream
     try:
         with trio.move_on_at(deadline) as scope:
             if opened is None:
-                opened = await open_stream(target, ssl=ssl, server_hostname=server_hostname)
+                opened = await open_stream(
+                    target, ssl=options.ssl, server_hostname=options.server_hostname
+                )
             await _handshake(opened, hs)
         if scope.cancelled_caught and hs.in_body:
             # The server refused in time; only its body was slow. Report the refusal.
@@ -159,11 +125,11 @@ async def _connect(
     )
     core = ClientProtocol(
         deflate=deflate,
-        max_msg_size=max_msg_size,
-        max_fragments=max_fragments,
-        autoping=autoping,
-        autoclose=autoclose,
-        decode_text=decode_text,
+        max_msg_size=options.max_msg_size,
+        max_fragments=options.max_fragments,
+        autoping=options.autoping,
+        autoclose=options.autoclose,
+        decode_text=options.decode_text,
         defer_failure_close=True,
     )
     ws = ClientWebSocket(
@@ -171,35 +137,15 @@ async def _connect(
         core,
         nursery=nursery,
         negotiated=negotiated,
-        timeout=timeout,
-        heartbeat=heartbeat,
+        timeout=options.timeout,
+        heartbeat=options.heartbeat,
     )
     ws._start(result.trailing_data)
     return ws
 
 
 async def connect_ws(
-    nursery: trio.Nursery,
-    url: str,
-    *,
-    protocols: Sequence[str] = (),
-    headers: Headers | None = None,
-    origin: str | None = None,
-    params: Params | None = None,
-    auth: BasicAuth | tuple[str, str] | None = None,
-    ssl: bool | _ssl.SSLContext = True,
-    server_hostname: str | None = None,
-    timeout: ClientWSTimeout = DEFAULT_WS_CLIENT_TIMEOUT,
-    connect_timeout: float | None = 10.0,
-    autoclose: bool = True,
-    autoping: bool = True,
-    heartbeat: float | None = None,
-    compress: int = 0,
-    client_notakeover: bool = False,
-    max_msg_size: int = 4 * 1024 * 1024,
-    max_fragments: int = DEFAULT_MAX_FRAGMENTS,
-    decode_text: bool = True,
-    stream: trio.abc.Stream | None = None,
+    nursery: trio.Nursery, url: str, **options: Unpack[WSOptions]
 ) -> ClientWebSocket:
     """Open a WebSocket connection whose background tasks run in ``nursery``.
 
@@ -207,64 +153,25 @@ async def connect_ws(
     The caller must ``await ws.close()`` (or use ``async with ws``): the reader task keeps the
     nursery open until the connection closes.
 
-    Args: see :func:`open_ws`.
+    Args:
+        nursery: where the reader (and heartbeat) tasks run.
+        url: as for :func:`open_ws`.
+        **options: the options of :class:`ConnectOptions` (typed by :class:`WSOptions`), as
+            for :func:`open_ws`; they are checked and frozen into one ``ConnectOptions``
+            before any I/O.
 
     Returns:
         The open :class:`ClientWebSocket`.
 
-    Raises:
-        InvalidURL, InvalidArgument, WSConnectionError, WSTLSError, ConnectTimeoutError,
-        WSServerHandshakeError: see :func:`open_ws`.
+    It raises what :func:`open_ws` raises, for the same reasons.
 
     Cancellation: a cancelled connect closes whatever it opened and raises ``Cancelled``.
     """
-    return await _connect(
-        nursery,
-        url,
-        protocols=protocols,
-        headers=headers,
-        origin=origin,
-        params=params,
-        auth=auth,
-        ssl=ssl,
-        server_hostname=server_hostname,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        autoclose=autoclose,
-        autoping=autoping,
-        heartbeat=heartbeat,
-        compress=compress,
-        client_notakeover=client_notakeover,
-        max_msg_size=max_msg_size,
-        max_fragments=max_fragments,
-        decode_text=decode_text,
-        stream=stream,
-    )
+    return await _connect(nursery, url, make_options(options))
 
 
 @asynccontextmanager
-async def open_ws(
-    url: str,
-    *,
-    protocols: Sequence[str] = (),
-    headers: Headers | None = None,
-    origin: str | None = None,
-    params: Params | None = None,
-    auth: BasicAuth | tuple[str, str] | None = None,
-    ssl: bool | _ssl.SSLContext = True,
-    server_hostname: str | None = None,
-    timeout: ClientWSTimeout = DEFAULT_WS_CLIENT_TIMEOUT,
-    connect_timeout: float | None = 10.0,
-    autoclose: bool = True,
-    autoping: bool = True,
-    heartbeat: float | None = None,
-    compress: int = 0,
-    client_notakeover: bool = False,
-    max_msg_size: int = 4 * 1024 * 1024,
-    max_fragments: int = DEFAULT_MAX_FRAGMENTS,
-    decode_text: bool = True,
-    stream: trio.abc.Stream | None = None,
-) -> AsyncIterator[ClientWebSocket]:
+async def open_ws(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[ClientWebSocket]:
     """Connect to a WebSocket server; close the connection when the block exits.
 
     .. code-block:: python
@@ -277,32 +184,10 @@ async def open_ws(
     Args:
         url: ``ws://`` or ``wss://`` URL (``http``/``https`` are accepted as aliases);
             ``user:pass@`` gives Basic credentials.
-        protocols: subprotocols to offer, in order of preference.
-        headers: extra request headers (a mapping or ``(name, value)`` pairs).
-        origin: the ``Origin`` header.
-        params: query parameters appended to the URL's query.
-        auth: Basic credentials, a :class:`BasicAuth` or ``(login, password)``.
-        ssl: for ``wss://``: ``True`` verifies the certificate and host name (default),
-            ``False`` verifies nothing, or an ``ssl.SSLContext``.
-        server_hostname: the name to verify and send in SNI, if not the URL's host.
-        timeout: :class:`ClientWSTimeout` (receive and close timeouts).
-        connect_timeout: seconds for DNS, TCP, TLS and the opening handshake together;
-            ``None`` waits for ever.
-        autoclose: answer the server's close frame at once (else the application calls
-            :meth:`~ClientWebSocket.close` after receiving CLOSE).
-        autoping: answer pings and swallow pongs in the background (else both are delivered).
-        heartbeat: send a ping after this many seconds without data from the server and fail
-            the connection with :class:`ServerTimeoutError` if nothing arrives within half of it.
-        compress: 0 (off) or 9..15: offer permessage-deflate with that ``client_max_window_bits``.
-        client_notakeover: offer ``client_no_context_takeover``.
-        max_msg_size: the largest message accepted, in bytes; 0 = no limit. A bigger one fails
-            the connection with close code 1009, refused as soon as a frame header announces it
-            (uncompressed) or inflating passes the limit (compressed).
-        max_fragments: the most frames one message may have (control frames between them are
-            not counted); 0 = no limit. More fail the connection with close code 1009.
-        decode_text: deliver TEXT messages as ``str`` (else ``bytes``).
-        stream: an already-open ``trio.abc.Stream`` to run the connection over instead of
-            opening TCP/TLS (the URL still gives ``Host`` and the resource); trio_ws closes it.
+        **options: the options, each described with its default under :class:`ConnectOptions`
+            (``protocols``, ``headers``, ``ssl``, ``timeout``, ``connect_timeout``,
+            ``heartbeat``, ``compress``, ``max_msg_size``, ``stream``...) and typed by
+            :class:`WSOptions`. All are checked before any I/O.
 
     Yields:
         The open :class:`ClientWebSocket`.
@@ -310,6 +195,7 @@ async def open_ws(
     Raises:
         InvalidURL: the URL is malformed.
         InvalidArgument: an option cannot be used (raised before any I/O).
+        TypeError: an unknown option name (raised before any I/O).
         WSConnectionError: DNS failure, refused or unreachable host (also ``OSError``).
         WSTLSError: the TLS handshake failed.
         ConnectTimeoutError: the connect phase exceeded ``connect_timeout``.
@@ -322,28 +208,7 @@ async def open_ws(
     try:
         async with trio.open_nursery() as nursery:
             try:
-                ws = await connect_ws(
-                    nursery,
-                    url,
-                    protocols=protocols,
-                    headers=headers,
-                    origin=origin,
-                    params=params,
-                    auth=auth,
-                    ssl=ssl,
-                    server_hostname=server_hostname,
-                    timeout=timeout,
-                    connect_timeout=connect_timeout,
-                    autoclose=autoclose,
-                    autoping=autoping,
-                    heartbeat=heartbeat,
-                    compress=compress,
-                    client_notakeover=client_notakeover,
-                    max_msg_size=max_msg_size,
-                    max_fragments=max_fragments,
-                    decode_text=decode_text,
-                    stream=stream,
-                )
+                ws = await connect_ws(nursery, url, **options)
             except BaseException as exc:
                 body_exc = exc
             else:
