@@ -198,6 +198,16 @@ def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
     assert len(a.take_outbox()) == 1
 
 
+def test_take_outbox_ends_with_a_big_payload() -> None:
+    """A big message alone comes out as its header and its payload, two pieces."""
+    client = ClientProtocol(mask_source=fixed_masks(MASKS[0], MASKS[1]))
+    client.send_ping(b"p")
+    client.send_bytes(b"x" * 70_000)
+    pieces = client.take_outbox()
+    assert [len(p) for p in pieces] == [7 + 14, 70_000]
+    assert pieces[1] == reference_mask(b"x" * 70_000, MASKS[1])
+
+
 @pytest.mark.parametrize(
     "sizes",
     [

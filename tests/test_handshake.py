@@ -16,7 +16,14 @@ from wsproto.utilities import generate_accept_token
 
 from trio_ws import BasicAuth, InvalidArgument, WSServerHandshakeError
 from trio_ws._deflate import ClientDeflate
-from trio_ws._handshake import MAX_BODY_SIZE, MAX_HEAD_SIZE, MAX_HEADERS, ClientHandshake
+from trio_ws._handshake import (
+    MAX_BODY_SIZE,
+    MAX_HEAD_SIZE,
+    MAX_HEADERS,
+    ClientHandshake,
+    accept_token,
+    generate_key,
+)
 from trio_ws._protocol import ClientProtocol
 from trio_ws._url import parse_url
 
@@ -95,6 +102,14 @@ def test_request_bytes() -> None:
         "Sec-WebSocket-Version: 13",
     ]
     assert len(base64.b64decode(hs.key)) == 16
+
+
+def test_accept_token_matches_the_rfc_example() -> None:
+    """RFC 6455 §1.3: the key "dGhlIHNhbXBsZSBub25jZQ==" is answered with
+    "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="; wsproto, the independent peer, agrees on fresh keys."""
+    assert accept_token(b"dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    key = generate_key()
+    assert accept_token(key) == generate_accept_token(key).decode()
 
 
 def test_each_handshake_has_a_fresh_key() -> None:

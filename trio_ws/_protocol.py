@@ -252,9 +252,10 @@ class ClientProtocol:
         run: list[bytes] = []
         for piece in out:
             if len(piece) >= _JOIN_LIMIT:
-                if run:
-                    pieces.append(run[0] if len(run) == 1 else b"".join(run))
-                    run = []
+                # Only payloads are this big, and each follows its own header: run is never
+                # empty here.
+                pieces.append(run[0] if len(run) == 1 else b"".join(run))
+                run = []
                 pieces.append(piece)
             else:
                 run.append(piece)
