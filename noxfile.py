@@ -78,7 +78,9 @@ def autobahn_ci(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run benchmarks/run.py (arguments go to it) and put its chart and table in the docs.
 
-    ``nox -s bench -- --scale 0.05`` for a quick run; ``-- --reps 3`` for medians of three.
+    ``nox -s bench -- --scale 0.05`` for a quick run; ``-- --reps 3`` for medians of three;
+    ``-- --baseline-python OTHER_VENV/bin/python`` adds row trio_ws@baseline, the trio_ws
+    installed in that venv, to compare two versions in one run (docs/benchmarks.rst).
     """
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/run.py", "--out", BENCH_RESULTS, *session.posargs)
