@@ -37,6 +37,7 @@ from trio_ws._protocol import ClientProtocol
 #: Keys a random source gives only now and then: a first byte of 0 (the masked first byte
 #: equals the payload's), all zeros (the masked payload is the payload), all ones.
 MASKS = [b"\x00\x9c\x5a\x01", b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x37\xfa\x21\x3d"]
+MASK_IDS = ["first-byte-0", "zeros", "ones", "mixed"]
 
 
 def reference_mask(data: bytes, mask: bytes) -> bytes:
@@ -69,7 +70,7 @@ def test_both_masks_match_the_rfc(data: bytes, mask: bytes) -> None:
     assert apply_mask(memoryview(data), mask) == expected
 
 
-@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("mask", MASKS, ids=MASK_IDS)
 def test_masks_agree_on_a_big_payload(mask: bytes) -> None:
     """The C loop's 8-byte steps and its tail agree with the Python fallback."""
     data = payload_of(1_000_003)
@@ -110,7 +111,7 @@ def test_speedups_are_skipped_when_asked_or_missing(monkeypatch: pytest.MonkeyPa
     assert _framing._load_speedups() is None
 
 
-@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("mask", MASKS, ids=MASK_IDS)
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 200_000])
 def test_every_length_encoding_reaches_the_server(size: int, mask: bytes) -> None:
     """7-bit, 16-bit and 64-bit lengths at their boundaries, masked, decoded by wsproto."""

@@ -39,10 +39,11 @@ The parser has two states. *Between frames* it reads a header; if the whole fram
 buffer and it is a complete, uncompressed message (the common case) the message is built
 straight from the buffer, without a call per frame into another object (a TEXT payload is
 only UTF-8-checked by :meth:`~trio_ws._assembler.Assembler.whole_text`). Otherwise the
-header goes through :func:`~trio_ws._framing.check_header` and the assembler, and the frame's
-payload is *streamed*: each piece that arrives is handed to the assembler, so memory stays
-near the message's size whatever the split. Bytes of an incomplete header (at most 13) wait
-for the next read.
+header goes through :func:`~trio_ws._framing.check_header` and the assembler; a frame whose
+payload is all in the buffer (a fragment, a control frame) is handed over in one piece, and
+only a frame that goes on in the next read is *streamed*: each piece that arrives is handed
+to the assembler, so memory stays near the message's size whatever the split. Bytes of an
+incomplete header (at most 13) wait for the next read.
 
 States, from the core's point of view (they combine; none is ever undone)::
 
@@ -363,8 +364,8 @@ class ClientProtocol:
             check_header(b0, opcode, length)
             if opcode >= CLOSE:
                 if end <= n:
-                    # A whole control frame in the buffer (pings are): no copy into
-                    # _control_payload.
+                    # A whole control frame in the buffer, as pings almost always are: no
+                    # copy into _control_payload.
                     pos = end
                     if self._control(opcode, buf[start:end], out):
                         return
