@@ -34,7 +34,7 @@ from typing import Unpack
 import trio
 
 from ._connection import ClientWebSocket, _Negotiated
-from ._errors import ConnectTimeoutError, WSConnectionError, WSError
+from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WSError
 from ._handshake import ClientHandshake
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
@@ -80,9 +80,13 @@ async def _handshake(
     return stream, hs
 
 
-async def _connect(nursery: trio.Nursery, url: str, options: ConnectOptions) -> ClientWebSocket:
+async def _connect(
+    nursery: trio.Nursery, url: str, stream: trio.abc.Stream | None, options: ConnectOptions
+) -> ClientWebSocket:
     # Everything that can be checked without I/O is checked before any: the options were
-    # checked when they were built; here the URL, and the handshake's own HTTP rules.
+    # checked when they were built; here the stream, the URL and the handshake's HTTP rules.
+    if stream is not None and not isinstance(stream, trio.abc.Stream):
+        raise InvalidArgument(f"stream must be a trio.abc.Stream or None, not {stream!r}")
     target = parse_url(url, options.params)
     hs = ClientHandshake(
         target,
@@ -95,7 +99,7 @@ async def _connect(nursery: trio.Nursery, url: str, options: ConnectOptions) -> 
     )
     connect_timeout = options.connect_timeout
     deadline = trio.current_time() + connect_timeout if connect_timeout is not None else math.inf
-    opened: trio.abc.Stream | None = options.stream
+    opened: trio.abc.Stream | None = stream
     try:
         with trio.move_on_at(deadline) as scope:
             if opened is None:
@@ -145,7 +149,11 @@ async def _connect(nursery: trio.Nursery, url: str, options: ConnectOptions) -> 
 
 
 async def connect_ws(
-    nursery: trio.Nursery, url: str, **options: Unpack[WSOptions]
+    nursery: trio.Nursery,
+    url: str,
+    *,
+    stream: trio.abc.Stream | None = None,
+    **options: Unpack[WSOptions],
 ) -> ClientWebSocket:
     """Open a WebSocket connection whose background tasks run in ``nursery``.
 
@@ -156,6 +164,7 @@ async def connect_ws(
     Args:
         nursery: where the reader (and heartbeat) tasks run.
         url: as for :func:`open_ws`.
+        stream: as for :func:`open_ws`.
         **options: the options of :class:`ConnectOptions` (typed by :class:`WSOptions`), as
             for :func:`open_ws`; they are checked and frozen into one ``ConnectOptions``
             before any I/O.
@@ -167,11 +176,13 @@ async def connect_ws(
 
     Cancellation: a cancelled connect closes whatever it opened and raises ``Cancelled``.
     """
-    return await _connect(nursery, url, make_options(options))
+    return await _connect(nursery, url, stream, make_options(options))
 
 
 @asynccontextmanager
-async def open_ws(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[ClientWebSocket]:
+async def open_ws(
+    url: str, *, stream: trio.abc.Stream | None = None, **options: Unpack[WSOptions]
+) -> AsyncIterator[ClientWebSocket]:
     """Connect to a WebSocket server; close the connection when the block exits.
 
     .. code-block:: python
@@ -184,9 +195,11 @@ async def open_ws(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[Clien
     Args:
         url: ``ws://`` or ``wss://`` URL (``http``/``https`` are accepted as aliases);
             ``user:pass@`` gives Basic credentials.
+        stream: an already-open ``trio.abc.Stream`` to run the connection over instead of
+            opening TCP/TLS (the URL still gives ``Host`` and the resource); trio_ws closes it.
         **options: the options, each described with its default under :class:`ConnectOptions`
             (``protocols``, ``headers``, ``ssl``, ``timeout``, ``connect_timeout``,
-            ``heartbeat``, ``compress``, ``max_msg_size``, ``stream``...) and typed by
+            ``heartbeat``, ``compress``, ``max_msg_size``...) and typed by
             :class:`WSOptions`. All are checked before any I/O.
 
     Yields:
@@ -208,7 +221,7 @@ async def open_ws(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[Clien
     try:
         async with trio.open_nursery() as nursery:
             try:
-                ws = await connect_ws(nursery, url, **options)
+                ws = await connect_ws(nursery, url, stream=stream, **options)
             except BaseException as exc:
                 body_exc = exc
             else:

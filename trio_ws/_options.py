@@ -25,6 +25,11 @@ What the object does not check belongs to another room, which checks it before a
 the URL and the ``params`` encoding (``_url``), header names and values, the ``Origin`` value,
 subprotocol tokens and the headers the handshake owns (``_handshake``, HTTP rules).
 
+``stream=`` (an already-open ``trio.abc.Stream``) is not an option here but a parameter of its
+own: it is a live resource used once, not a value that redirects or a reconnecting session
+could use again, and this module stays sans-I/O (it never imports trio; tests/test_architecture
+checks that).
+
 This module deliberately does not use ``from __future__ import annotations``: the public
 classes say they live in ``trio_ws``, where names such as ``Headers`` do not exist, so string
 annotations could not be resolved by ``typing.get_type_hints``, cattrs or Sphinx.
@@ -36,7 +41,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, TypedDict, TypeGuard, final
 
 import attrs
-import trio
 
 from ._errors import InvalidArgument
 from ._handshake import Headers
@@ -102,11 +106,6 @@ def _check_compress(_: object, attribute: "attrs.Attribute[Any]", value: object)
     # RFC 7692 §7.1.2.2: client_max_window_bits is 8..15, and zlib cannot compress with 8.
     if not isinstance(value, int) or isinstance(value, bool) or value not in (0, *range(9, 16)):
         raise InvalidArgument(f"compress must be 0 (off) or 9..15, not {value!r}")
-
-
-def _check_stream(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
-    if value is not None and not isinstance(value, trio.abc.Stream):
-        raise InvalidArgument(f"stream must be a trio.abc.Stream or None, not {value!r}")
 
 
 def _to_protocols(value: Sequence[str]) -> tuple[str, ...]:
@@ -186,11 +185,12 @@ def _repr_headers(value: _Pairs) -> str:
 @final
 @attrs.frozen(kw_only=True)
 class ConnectOptions:
-    """Every option of :func:`open_ws` and :func:`connect_ws`, checked, as one frozen value.
+    """The options of :func:`open_ws` and :func:`connect_ws`, checked, as one frozen value.
 
     ``connect_ws(nursery, url, **options)`` builds one from its keywords before any I/O; an
     unusable value raises :exc:`InvalidArgument` naming the option, an unknown name raises
-    ``TypeError``. The keywords are typed by :class:`WSOptions`.
+    ``TypeError``. The keywords are typed by :class:`WSOptions`. (``stream=``, a connection's
+    own already-open stream rather than a reusable value, is a parameter of the two functions.)
 
     Attributes:
         protocols: subprotocols to offer, in order of preference (a lone ``str`` is one).
@@ -224,8 +224,6 @@ class ConnectOptions:
         max_fragments: the most frames one message may have (control frames between them are
             not counted); 0 = no limit. More fail the connection with close code 1009.
         decode_text: deliver ``TEXT`` messages as ``str`` (else ``bytes``).
-        stream: an already-open ``trio.abc.Stream`` to run the connection over instead of
-            opening TCP/TLS (the URL still gives ``Host`` and the resource); trio_ws closes it.
     """
 
     protocols: tuple[str, ...] = attrs.field(default=(), converter=_to_protocols)
@@ -247,7 +245,6 @@ class ConnectOptions:
     max_msg_size: int = attrs.field(default=4 * 1024 * 1024, validator=_limit)
     max_fragments: int = attrs.field(default=DEFAULT_MAX_FRAGMENTS, validator=_limit)
     decode_text: bool = attrs.field(default=True, validator=_flag)
-    stream: trio.abc.Stream | None = attrs.field(default=None, validator=_check_stream)
 
 
 class WSOptions(TypedDict, total=False):
@@ -284,7 +281,6 @@ class WSOptions(TypedDict, total=False):
     max_msg_size: int
     max_fragments: int
     decode_text: bool
-    stream: trio.abc.Stream | None
 
 
 _NAMES: Final = frozenset(attrs.fields_dict(ConnectOptions))
