@@ -85,6 +85,43 @@ def _library(client: Client) -> dict[str, Any]:
     return {"version": client.version(), "file": getattr(module, "__file__", None)}
 
 
+def which_trio_ws() -> dict[str, Any]:
+    """Which trio_ws this interpreter imports, for run.py: file, version, C speed-up, source.
+
+    ``installed_from`` is pip's record of where the installed distribution came from
+    (``direct_url.json``: e.g. ``file:///path/to/checkout``), when pip recorded one.
+    """
+    from importlib import metadata
+
+    try:
+        import trio_ws
+    except ImportError as exc:
+        return {"error": f"cannot import trio_ws: {exc}"}
+    info: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "version": getattr(trio_ws, "__version__", None),
+        "file": trio_ws.__file__,
+    }
+    try:
+        import trio_ws._speedups as speedups
+
+        info["speedups"] = speedups.__file__
+    except ImportError:
+        info["speedups"] = None
+    try:
+        direct_url = metadata.distribution("trio-ws").read_text("direct_url.json")
+        info["installed_from"] = json.loads(direct_url) if direct_url else None
+    except metadata.PackageNotFoundError:
+        info["installed_from"] = None
+    for name in ("trio", "attrs"):
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            info[name] = None
+    return info
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(description="One benchmark measurement, one JSON line.")

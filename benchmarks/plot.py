@@ -79,7 +79,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("trio_ws / other (above 1: trio_ws better)")
     machine = results["machine"]
     ax.set_title(
-        f"trio_ws against other Trio WebSocket clients, {machine['date_utc'][:10]}", fontsize=10
+        f"trio_ws against other WebSocket clients, {machine['date_utc'][:10]}", fontsize=10
     )
     ax.legend(fontsize=8)
     ax.grid(axis="y", which="both", alpha=0.3)

@@ -53,7 +53,7 @@ if __package__ in {None, ""}:  # run as a script: python benchmarks/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.clients import CLIENTS
-from benchmarks.measure import not_applicable
+from benchmarks.measure import not_applicable, which_trio_ws
 from benchmarks.workloads import CONFIGS, Config
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -85,36 +85,12 @@ spec.loader.exec_module(package)
 from benchmarks.measure import main
 sys.exit(main())
 """
+#: The same, for :func:`benchmarks.measure.which_trio_ws` instead of a measurement.
+BOOTSTRAP_PROBE: Final = BOOTSTRAP.replace(
+    "from benchmarks.measure import main\nsys.exit(main())",
+    "import json\nfrom benchmarks.measure import which_trio_ws\nprint(json.dumps(which_trio_ws()))",
+)
 
-#: Prints one JSON line: which trio_ws an interpreter imports (run as the measuring processes
-#: of the row are: from the root for ``trio_ws``, with -P for ``trio_ws@baseline``).
-PROBE: Final = """\
-import json, sys
-from importlib import metadata
-try:
-    import trio_ws
-except ImportError as exc:
-    print(json.dumps({"error": f"cannot import trio_ws: {exc}"}))
-    raise SystemExit(0)
-info = {"python": sys.version.split()[0], "executable": sys.executable,
-        "version": getattr(trio_ws, "__version__", None), "file": trio_ws.__file__}
-try:
-    import trio_ws._speedups as speedups
-    info["speedups"] = speedups.__file__
-except ImportError:
-    info["speedups"] = None
-try:
-    info["installed_from"] = json.loads(
-        metadata.distribution("trio-ws").read_text("direct_url.json") or "null")
-except metadata.PackageNotFoundError:
-    info["installed_from"] = None
-for name in ("trio", "attrs"):
-    try:
-        info[name] = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        info[name] = None
-print(json.dumps(info))
-"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,24 +227,29 @@ def measure(
 
 
 def probe(python: str | None) -> dict[str, Any]:
-    """Which trio_ws the measuring processes of a row import (see ``PROBE``).
+    """Which trio_ws the measuring processes of a row import (``measure.which_trio_ws``).
 
-    Adds ``commit`` when that copy was ``pip install``-ed from a local git checkout, and
-    ``same_as_subject`` when ``python`` (a baseline) imports this working tree after all.
+    For row trio_ws in this process (which imports it as its measuring processes do, from the
+    repository's root); for a ``--baseline-python`` row in that interpreter, started as its
+    measuring processes are. Adds ``commit`` when that copy was ``pip install``-ed from a local
+    git checkout, and ``same_as_subject`` when a baseline imports this working tree after all.
     """
-    command, env = _command(python)
-    command = [*command[:-1], PROBE] if python is not None else [sys.executable, "-c", PROBE]
-    try:
-        done = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"error": f"{command[0]}: {exc}"}
-    try:
-        info: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        return {"error": f"{command[0]}: exit {done.returncode}: {tail}"[:300]}
+    if python is None:
+        info = which_trio_ws()
+    else:
+        command, env = _command(python)
+        command = [*command[:-1], BOOTSTRAP_PROBE]
+        try:
+            done = subprocess.run(
+                command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return {"error": f"{python}: {exc}"}
+        try:
+            info = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+            return {"error": f"{python}: exit {done.returncode}: {tail}"[:300]}
     if "error" in info:
         return info
     source = (info.get("installed_from") or {}).get("url", "")

@@ -155,7 +155,7 @@ def test_runner_smoke_end_to_end(tmp_path: Path) -> None:
     call it an A/A run.
     """
     baseline = _python(tmp_path, "python-aa", f"PYTHONPATH='{ROOT}'")
-    args = [sys.executable, "benchmarks/run.py", "--smoke", "--configs", "W1,W3-64,W6"]
+    args = [sys.executable, "benchmarks/run.py", "--smoke", "--configs", "W1,W6"]
     done = subprocess.run(
         [*args, "--out", str(tmp_path), "--no-pin", "--baseline-python", baseline],
         cwd=ROOT,
@@ -166,12 +166,12 @@ def test_runner_smoke_end_to_end(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
-    assert [m["status"] for m in results["measurements"]] == ["ok"] * 6
+    assert [m["status"] for m in results["measurements"]] == ["ok"] * 4
     for m in results["measurements"]:
         assert m["rate"] > 0
         assert m["bytes"] == m["n"] * CONFIGS[m["config"]].size
     assert sorted(m["client"] for m in results["measurements"]) == sorted(
-        ["trio_ws", "trio_ws@baseline"] * 3
+        ["trio_ws", "trio_ws@baseline"] * 2
     )
     assert results["machine"]["versions"]["trio-ws"]
     assert results["table"][0] == [
@@ -179,7 +179,7 @@ def test_runner_smoke_end_to_end(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert results["trio_ws"]["trio_ws@baseline"]["same_as_subject"] is True
     assert "A/A run" in done.stdout
-    assert "W3-64" in done.stdout
+    assert "W6" in done.stdout
 
     fragment = plot.fragment(results, image=None)
     assert "Measured on" in fragment
@@ -191,7 +191,9 @@ def test_runner_smoke_end_to_end(tmp_path: Path) -> None:
 def test_baseline_without_trio_ws(tmp_path: Path) -> None:
     """A baseline interpreter that cannot import trio_ws is an error, not this working tree.
 
-    Its processes do not have the repository on sys.path; ``-S`` also hides an installed copy.
+    Its processes do not have the repository on sys.path. The stand-in finds, first on its
+    PYTHONPATH, a trio_ws that fails to import, as a venv without trio_ws would.
     """
-    info = run.probe(_python(tmp_path, "python-nosite", flags="-S"))
-    assert "cannot import trio_ws" in info["error"]
+    (tmp_path / "trio_ws.py").write_text("raise ImportError('no trio_ws in this venv')\n")
+    info = run.probe(_python(tmp_path, "python-none", f"PYTHONPATH='{tmp_path}'"))
+    assert info["error"] == "cannot import trio_ws: no trio_ws in this venv"
