@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
+import trio_ws
 from trio_ws import (
     DEFAULT_WS_CLIENT_TIMEOUT,
     BasicAuth,
@@ -92,10 +93,15 @@ def test_message_json_with_custom_loads() -> None:
     assert msg.json(loads=lambda s: json.loads(s, parse_float=Decimal)) == {"x": Decimal("1.5")}
 
 
-def test_message_json_raises_the_decoders_error() -> None:
-    """Invalid JSON raises json.JSONDecodeError unchanged."""
-    with pytest.raises(json.JSONDecodeError):
-        WSMessage(WSMsgType.TEXT, "{", None).json()
+def test_message_json_raises_our_error_with_the_message() -> None:
+    """Invalid JSON raises WSDecodeError (a ValueError) carrying the message, the decoder's
+    error as its cause."""
+    msg = WSMessage(WSMsgType.TEXT, "{", None)
+    with pytest.raises(trio_ws.WSDecodeError) as info:
+        msg.json()
+    assert isinstance(info.value, ValueError)
+    assert info.value.msg is msg
+    assert isinstance(info.value.__cause__, json.JSONDecodeError)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,12 +9,15 @@ from ._errors import InvalidURL as InvalidURL
 from ._errors import ServerTimeoutError as ServerTimeoutError
 from ._errors import WSClosedError as WSClosedError
 from ._errors import WSConnectionError as WSConnectionError
+from ._errors import WSDecodeError as WSDecodeError
 from ._errors import WSError as WSError
 from ._errors import WSMessageTypeError as WSMessageTypeError
 from ._errors import WSProtocolError as WSProtocolError
 from ._errors import WSServerHandshakeError as WSServerHandshakeError
 from ._errors import WSTimeoutError as WSTimeoutError
 from ._errors import WSTLSError as WSTLSError
+from ._options import ConnectOptions as ConnectOptions
+from ._options import WSOptions as WSOptions
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT as DEFAULT_WS_CLIENT_TIMEOUT
 from ._types import BasicAuth as BasicAuth
 from ._types import ClientWSTimeout as ClientWSTimeout
@@ -29,6 +32,7 @@ __all__ = [
     "BasicAuth",
     "ClientWSTimeout",
     "ClientWebSocket",
+    "ConnectOptions",
     "ConnectTimeoutError",
     "InvalidArgument",
     "InvalidURL",
@@ -36,10 +40,12 @@ __all__ = [
     "WSCloseCode",
     "WSClosedError",
     "WSConnectionError",
+    "WSDecodeError",
     "WSError",
     "WSMessage",
     "WSMessageTypeError",
     "WSMsgType",
+    "WSOptions",
     "WSProtocolError",
     "WSServerHandshakeError",
     "WSTLSError",

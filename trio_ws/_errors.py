@@ -16,6 +16,7 @@ translated into one of them at a single boundary, with the original chained as `
     │   └── ServerTimeoutError                   heartbeat: the server went silent
     ├── WSProtocolError                          the server broke RFC 6455 (has the close code)
     ├── WSMessageTypeError (also TypeError)      a message of the wrong type
+    ├── WSDecodeError (also ValueError)          receive_json(): the message is not valid JSON
     └── WSClosedError                            the connection is closing, closed or broken
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "ServerTimeoutError",
     "WSClosedError",
     "WSConnectionError",
+    "WSDecodeError",
     "WSError",
     "WSMessageTypeError",
     "WSProtocolError",
@@ -148,8 +150,35 @@ class WSMessageTypeError(WSError, TypeError):
         self.msg = msg
 
 
+class WSDecodeError(WSError, ValueError):
+    """A message could not be decoded as asked (``receive_json()``: not valid JSON).
+
+    Attributes:
+        msg: the message that was received, so nothing is lost; the decoder's own error is
+            chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, msg: WSMessage) -> None:
+        super().__init__(message)
+        self.msg = msg
+
+
 class WSClosedError(WSError):
     """The connection is closing, closed or broken, so the operation cannot be performed.
 
-    When a failure broke the connection, it is chained as ``__cause__``.
+    The message names the close code and reason. When a failure broke the connection, it is
+    chained as ``__cause__``.
+
+    Attributes:
+        code: the connection's close code, or ``None`` while the closing handshake is still
+            under way.
+        reason: the close reason that came with ``code`` (``""`` if none), or ``None``.
     """
+
+    def __init__(self, message: str, code: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.code, self.reason))

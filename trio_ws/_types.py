@@ -10,7 +10,7 @@ from typing import Any, Final, NamedTuple
 
 import attrs
 
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, WSDecodeError
 
 __all__ = [
     "DEFAULT_WS_CLIENT_TIMEOUT",
@@ -71,8 +71,16 @@ class WSMessage(NamedTuple):
     extra: str | None
 
     def json(self, *, loads: Callable[[Any], Any] = json.loads) -> Any:
-        """Decode ``data`` as JSON with ``loads``."""
-        return loads(self.data)
+        """Decode ``data`` as JSON with ``loads``.
+
+        Raises:
+            WSDecodeError: ``loads`` raised a ``ValueError`` (invalid JSON); the original is
+                the ``__cause__`` and this message the exception's ``msg``.
+        """
+        try:
+            return loads(self.data)
+        except ValueError as exc:
+            raise WSDecodeError(f"a message that is not valid JSON: {exc}", self) from exc
 
 
 WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
