@@ -233,9 +233,14 @@ async def test_server_close_without_autoclose(
         await peer.send(CloseConnection(code=4000, reason="done"))
         assert await ws.receive() == (WSMsgType.CLOSE, 4000, "done")
         assert not ws.closed
+
+        async def server_closes_after_the_answer() -> None:
+            assert (await peer.expect_close()).code == 1000
+            await peer.stream.aclose()
+
+        nursery.start_soon(server_closes_after_the_answer)
         assert await ws.close() is True
         assert trio.current_time() == 0
-        assert (await peer.expect_close()).code == 1000
         assert ws.close_code == 4000
 
 
@@ -358,20 +363,33 @@ async def test_concurrent_senders_keep_every_message_in_order(
         await peer.stream.aclose()
 
 
-async def test_cancel_during_send_breaks_the_connection(
+async def test_a_send_cancelled_by_backpressure_queues_nothing(
     autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
 ) -> None:
-    """A send_all cancelled mid-way marks the connection broken; later sends raise WSClosedError."""
-    async with open_pair(nursery, lockstep=True) as (ws, _peer):
+    """A send waiting above the high-water mark, cancelled, queued nothing; the connection
+    stays usable and the server gets every queued message whole."""
+    async with open_pair(nursery, lockstep=True) as (ws, peer):
+        await ws.send_bytes(b"x" * 100_000)  # queued at once; the peer is not reading yet
         with trio.move_on_after(1) as scope:
-            await ws.send_bytes(b"x" * 100_000)  # the peer is not reading
+            await ws.send_bytes(b"never")  # above the mark: waits, then is cancelled
         assert scope.cancelled_caught
-        assert ws.close_code == 1006
-        assert isinstance(ws.exception(), WSClosedError)
-        with pytest.raises(WSClosedError, match="closing or closed"):
-            await ws.send_str("more")
-        assert (await ws.receive()).type is WSMsgType.ERROR
-        assert (await ws.receive()).type is WSMsgType.CLOSED
+        assert ws.close_code is None
+        assert ws.exception() is None
+        received: list[object] = []
+
+        async def read_two_messages() -> None:
+            while len(received) < 2:
+                event = await peer.next_event()
+                if isinstance(event, BytesMessage):
+                    while not event.message_finished:
+                        event = await peer.next_event()
+                received.append(event)
+
+        nursery.start_soon(read_two_messages)
+        await ws.send_str("after")  # waits until the peer has read enough, then goes out
+        await trio.testing.wait_all_tasks_blocked()
+        assert isinstance(received[0], BytesMessage)
+        assert received[1] == TextMessage(data="after")
 
 
 async def test_reader_keeps_reading_while_a_send_is_blocked(
@@ -502,13 +520,14 @@ async def test_open_ws_normal_exit_closes_with_1000(
         close = await peer.expect_close()
         codes.append(close.code)
         await peer.send(close.response())
+        await peer.stream.aclose()  # RFC 6455 §7.1.1: the server closes TCP first
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(serve)
         async with trio_ws.open_ws("ws://t/", stream=client_stream) as ws:
             await ws.send_str("hi")
         assert ws.close_code == 1000
-        assert trio.current_time() == 0
+        assert trio.current_time() == 0  # the server closed TCP after its close frame
     assert codes == [1000]
 
 
@@ -552,11 +571,13 @@ async def test_send_frame_checks_its_arguments(open_pair: OpenPair, nursery: tri
 async def test_broken_send_side_is_a_connection_error(
     open_pair: OpenPair, nursery: trio.Nursery
 ) -> None:
-    """send_all failing (peer gone) raises WSClosedError; exception() is a WSConnectionError."""
+    """A failed write is recorded (WSConnectionError) and raised by the next send."""
     async with open_pair(nursery) as (ws, peer):
         await peer.stream.receive_stream.aclose()  # the peer stops reading; its end is gone
-        with pytest.raises(WSClosedError) as info:
-            await ws.send_str("lost")
+        await ws.send_str("lost")  # queued; the writer's failure is recorded, not raised here
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(WSClosedError, match="code 1006") as info:
+            await ws.send_str("after")
         assert isinstance(info.value.__cause__, trio_ws.WSConnectionError)
         assert isinstance(ws.exception(), trio_ws.WSConnectionError)
         assert ws.close_code == 1006
@@ -578,14 +599,16 @@ async def test_close_with_a_broken_send_side_returns_true(
 async def test_blocked_send_fails_cleanly_when_close_gives_up(
     autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
 ) -> None:
-    """A send blocked in send_all when close() times out raises WSClosedError, not trio's error."""
+    """A send waiting for backpressure when close() gives up raises WSClosedError, not trio's
+    error; close() still returns at its deadline."""
     options = {"lockstep": True, "timeout": ClientWSTimeout(ws_close=2)}
     async with open_pair(nursery, **options) as (ws, _peer):
+        await ws.send_bytes(b"a" * 100_000)  # queued; the peer never reads
         errors: list[BaseException] = []
 
         async def sender() -> None:
             try:
-                await ws.send_bytes(b"b" * 100_000)
+                await ws.send_bytes(b"b" * 100_000)  # above the high-water mark: waits
             except WSClosedError as exc:
                 errors.append(exc)
 
@@ -595,6 +618,7 @@ async def test_blocked_send_fails_cleanly_when_close_gives_up(
         assert trio.current_time() == 2
         await trio.testing.wait_all_tasks_blocked()
         assert len(errors) == 1
+        assert isinstance(ws.exception(), trio_ws.WSTimeoutError)
 
 
 async def test_connection_as_its_own_context_manager(

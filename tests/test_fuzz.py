@@ -195,7 +195,7 @@ def feed(client: ClientProtocol, wire: bytes, bounds: list[int]) -> list[WSMessa
         # Pongs and at most one close frame: never more than a few times what came in.
         assert client.outbox_size <= 3 * len(chunk) + 131
         client.data_to_send()
-        if client.failure is None and not client.remote_closed:
+        if not client.input_done:
             partial, buffered = held(client)
             assert partial <= MAX_MSG_SIZE
             assert buffered <= MAX_PARSER_BUFFER
@@ -221,7 +221,7 @@ def check(client: ClientProtocol, got: list[WSMessage]) -> None:
             assert msg.data is client.failure
             assert client.failure.code in VIOLATION_CODES
             assert client.close_code == client.failure.code
-            assert not client.is_open
+            assert not client.can_send
         else:
             raise AssertionError(f"{msg.type} delivered despite autoping")
     if client.failure is not None:

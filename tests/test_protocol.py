@@ -32,7 +32,7 @@ from wsproto.extensions import PerMessageDeflate
 
 from trio_ws import InvalidArgument, WSClosedError, WSMessage, WSMsgType, WSProtocolError
 from trio_ws._deflate import ClientDeflate
-from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, check_close_code
+from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, State, check_close_code
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -126,7 +126,7 @@ def close_msg(code: int, reason: str = "") -> WSMessage:
 
 
 def closed_by_server(client: ClientProtocol) -> None:
-    """Put ``client`` in the remote_closed state (autoclose off, so nothing is echoed)."""
+    """Put ``client`` in CLOSE_RECEIVED (autoclose off, so nothing is echoed)."""
     assert client.receive_data(frame(CLOSE, close_payload(1000))) == [close_msg(1000)]
 
 
@@ -183,7 +183,7 @@ def test_empty_input_returns_nothing() -> None:
     """receive_data(b"") is a no-op."""
     client, _ = pair()
     assert client.receive_data(b"") == []
-    assert client.is_open
+    assert client.state is State.OPEN
 
 
 def test_fragmented_message_is_reassembled() -> None:
@@ -258,7 +258,7 @@ def test_message_of_exactly_max_msg_size_is_delivered(message: Event) -> None:
     client, server = pair(max_msg_size=100)
     [msg] = client.receive_data(server.send(message))
     assert msg.type in (WSMsgType.TEXT, WSMsgType.BINARY)
-    assert client.is_open
+    assert client.state is State.OPEN
 
 
 def test_fragments_adding_up_over_max_msg_size_fail_with_1009() -> None:
@@ -484,11 +484,7 @@ def test_server_close_is_echoed_with_autoclose() -> None:
     data = server.send(CloseConnection(code=1001, reason="bye ☃"))
     assert client.receive_data(data) == [close_msg(1001, "bye ☃")]
     assert (client.close_code, client.close_reason) == (1001, "bye ☃")
-    assert (client.local_closed, client.remote_closed, client.handshake_complete) == (
-        True,
-        True,
-        True,
-    )
+    assert (client.state, client.closed, client.input_done) == (State.CLOSED, True, True)
     assert server_gets(client, server) == [CloseConnection(code=1001, reason="")]
 
 
@@ -561,15 +557,11 @@ def test_server_close_is_not_echoed_without_autoclose() -> None:
     client, server = pair(autoclose=False)
     assert client.receive_data(server.send(CloseConnection(code=1001))) == [close_msg(1001)]
     assert client.data_to_send() == b""
-    assert (client.is_open, client.local_closed, client.handshake_complete) == (
-        False,
-        False,
-        False,
-    )
+    assert (client.state, client.can_send, client.closed) == (State.CLOSE_RECEIVED, False, False)
     with pytest.raises(WSClosedError):
         client.send_text("too late")
     assert client.send_close(3001, "ok") is True
-    assert client.handshake_complete
+    assert client.state is State.CLOSED
     assert server_gets(client, server) == [CloseConnection(code=3001, reason="ok")]
     assert client.close_code == 1001
 
@@ -578,16 +570,12 @@ def test_server_reply_to_our_close_completes_the_handshake() -> None:
     """Our close, then the server's: the close code is the server's and nothing is echoed."""
     client, server = pair()
     assert client.send_close(1000, "done")
-    assert (client.is_open, client.handshake_complete) == (False, False)
+    assert (client.state, client.can_send, client.input_done) == (State.CLOSING, False, False)
     assert server_gets(client, server) == [CloseConnection(code=1000, reason="done")]
     assert client.receive_data(server.send(CloseConnection(code=1001, reason="ack"))) == [
         close_msg(1001, "ack")
     ]
-    assert (client.close_code, client.close_reason, client.handshake_complete) == (
-        1001,
-        "ack",
-        True,
-    )
+    assert (client.close_code, client.close_reason, client.state) == (1001, "ack", State.CLOSED)
     assert client.data_to_send() == b""
 
 
@@ -615,8 +603,8 @@ def test_eof_without_close_frame_is_1006() -> None:
     client, server = pair()
     assert client.receive_data(frame(TEXT, b"par", fin=False)) == []
     assert client.receive_eof() == []
-    assert (client.eof, client.close_code, client.close_reason) == (True, 1006, None)
-    assert (client.is_open, client.handshake_complete) == (False, True)
+    assert (client.state, client.close_code, client.close_reason) == (State.CLOSED, 1006, "")
+    assert (client.can_send, client.input_done) == (False, True)
     assert client.receive_data(server.send(TextMessage("after"))) == []
     assert client.receive_eof() == []
     assert client.close_code == 1006
@@ -690,7 +678,7 @@ def test_protocol_violation_fails_with_the_right_code(wire: bytes, code: int) ->
     assert msgs == [Error(code)]
     assert msgs[0].data is client.failure
     assert str(client.failure).startswith("the server violated the WebSocket protocol: ")
-    assert (client.close_code, client.close_reason, client.is_open) == (code, None, False)
+    assert (client.close_code, client.close_reason, client.state) == (code, "", State.CLOSED)
     assert server_gets(client, server) == [CloseConnection(code=code, reason="")]
     assert client.receive_data(frame(TEXT, b"after")) == []
     assert client.data_to_send() == b""
@@ -804,8 +792,8 @@ def test_sends_after_close_raise_closed_error(send: Any, close: Any) -> None:
     client, _ = pair(autoclose=False)
     close(client)
     client.data_to_send()
-    assert not client.is_open
-    with pytest.raises(WSClosedError, match="closing or closed"):
+    assert not client.can_send
+    with pytest.raises(WSClosedError, match=r"is clos(ing|ed)"):
         send(client)
     assert client.data_to_send() == b""
 
@@ -830,7 +818,7 @@ def test_send_close_refuses_codes_that_may_not_be_sent(code: int) -> None:
     client, _ = pair()
     with pytest.raises(InvalidArgument):
         client.send_close(code)
-    assert (client.local_closed, client.data_to_send()) == (False, b"")
+    assert (client.state, client.data_to_send()) == (State.OPEN, b"")
 
 
 @pytest.mark.parametrize(
@@ -853,7 +841,7 @@ def test_close_reason_is_at_most_123_bytes_of_utf8() -> None:
     client, server = pair()
     with pytest.raises(InvalidArgument, match="123 bytes"):
         client.send_close(1000, "é" * 62)
-    assert not client.local_closed
+    assert client.state is State.OPEN
     reason = "é" * 61 + "a"
     assert client.send_close(1000, reason)
     assert server_gets(client, server) == [CloseConnection(code=1000, reason=reason)]
@@ -887,7 +875,7 @@ def test_send_close_still_validates_the_second_time() -> None:
     [
         pytest.param(lambda c: c.receive_data(frame(CLOSE)), False, id="echoed"),
         pytest.param(failed, False, id="failed"),
-        pytest.param(lambda c: c.receive_eof(), True, id="eof"),
+        pytest.param(lambda c: c.receive_eof(), False, id="eof"),
     ],
 )
 def test_send_close_in_other_states_queues_nothing(setup: Any, returns: bool) -> None:
@@ -896,7 +884,7 @@ def test_send_close_in_other_states_queues_nothing(setup: Any, returns: bool) ->
     setup(client)
     client.data_to_send()
     assert client.send_close() is returns
-    assert client.local_closed
+    assert client.state is State.CLOSED
     assert client.data_to_send() == b""
     assert client.send_close() is False
 
@@ -1221,16 +1209,16 @@ def test_wsprotos_own_deflate_is_refused() -> None:
 def test_fresh_core_is_open() -> None:
     """A new core is open, with no close code, failure or pending output."""
     client, _ = pair()
-    assert (client.is_open, client.handshake_complete, client.close_code, client.failure) == (
+    assert (client.state, client.can_send, client.close_code, client.failure) == (
+        State.OPEN,
         True,
-        False,
         None,
         None,
     )
-    assert (client.local_closed, client.remote_closed, client.eof, client.outbox_size) == (
+    assert (client.input_done, client.closed, client.close_reason, client.outbox_size) == (
         False,
         False,
-        False,
+        None,
         0,
     )
 
@@ -1240,11 +1228,11 @@ def test_deferred_failure_close_waits_for_commit() -> None:
     client, server = pair(defer_failure_close=True)
     assert client.receive_data(frame(TEXT, b"hi") + b"\x83\x00") == [text("hi"), Error(1002)]
     assert client.data_to_send() == b""
-    assert client.is_open
+    assert (client.state, client.can_send, client.closed) == (State.FAILING, True, True)
     client.send_text("hi")
     assert client.commit_failure() is True
     assert client.commit_failure() is False
-    assert not client.is_open
+    assert (client.state, client.can_send) == (State.CLOSED, False)
     assert server_gets(client, server) == [
         TextMessage(data="hi"),
         CloseConnection(code=1002, reason=""),
@@ -1256,6 +1244,116 @@ def test_deferred_failure_after_eof_sends_nothing() -> None:
     client, _ = pair(defer_failure_close=True)
     client.receive_data(b"\x83\x00")
     client.receive_eof()
-    assert client.commit_failure() is True
+    assert client.commit_failure() is False
     assert client.data_to_send() == b""
     assert client.close_code == 1002
+
+
+def test_fail_records_the_first_failure_and_closes() -> None:
+    """fail() while OPEN: CLOSED, the failure and code 1006 recorded; a second one is ignored."""
+    client, _ = pair()
+    first, second = OSError("reset"), OSError("later")
+    assert client.fail(first) is True
+    assert (client.state, client.failure, client.close_code, client.close_reason) == (
+        State.CLOSED,
+        first,
+        1006,
+        "",
+    )
+    assert client.fail(second) is False
+    assert client.failure is first
+    assert client.receive_data(frame(TEXT, b"late")) == []
+
+
+def test_fail_while_closing_records_a_timeout() -> None:
+    """Our close frame is out and the server never answers: fail() records it with 1006."""
+    client, _ = pair()
+    client.send_close()
+    timeout = TimeoutError("no close frame")
+    assert client.fail(timeout) is True
+    assert (client.state, client.failure, client.close_code) == (State.CLOSED, timeout, 1006)
+
+
+def test_fail_after_the_servers_close_frame_is_not_a_failure() -> None:
+    """Once the server's close frame arrived the session is over: a broken transport is noise."""
+    client, _ = pair(autoclose=False)
+    closed_by_server(client)
+    assert client.fail(OSError("reset")) is False
+    assert (client.state, client.failure, client.close_code) == (State.CLOSED, None, 1000)
+
+
+def test_fail_during_a_deferred_violation_keeps_the_violation() -> None:
+    """A broken transport after a deferred violation: the violation stays the failure, and no
+    close frame can be committed any more."""
+    client, _ = pair(defer_failure_close=True)
+    [error] = client.receive_data(b"\x83\x00")
+    assert client.fail(OSError("reset")) is False
+    assert (client.state, client.failure, client.close_code) == (State.CLOSED, error.data, 1002)
+    assert client.commit_failure() is False
+    assert client.data_to_send() == b""
+
+
+def test_send_close_while_failing_sends_the_violations_close_frame() -> None:
+    """close() during a deferred violation sends the violation's own code, not the caller's."""
+    client, server = pair(defer_failure_close=True)
+    client.receive_data(b"\x83\x00")
+    assert client.send_close(1000, "bye") is True
+    assert client.state is State.CLOSED
+    assert server_gets(client, server) == [CloseConnection(code=1002, reason="")]
+
+
+def test_violation_after_our_close_frame_closes_at_once() -> None:
+    """A violation while CLOSING needs no close frame of its own: ours is out already."""
+    client, _ = pair(defer_failure_close=True)
+    client.send_close(1000)
+    client.data_to_send()
+    assert client.receive_data(b"\x83\x00") == [Error(1002)]
+    assert (client.state, client.close_code) == (State.CLOSED, 1002)
+    assert client.commit_failure() is False
+    assert client.data_to_send() == b""
+
+
+@pytest.mark.parametrize(
+    ("setup", "words", "code", "reason"),
+    [
+        pytest.param(lambda c: c.send_close(), "closing", None, None, id="closing"),
+        pytest.param(
+            lambda c: c.receive_data(frame(CLOSE, close_payload(4001, b"bye"))),
+            "closed (code 4001, reason 'bye')",
+            4001,
+            "bye",
+            id="server-closed",
+        ),
+        pytest.param(lambda c: c.receive_eof(), "closed (code 1006)", 1006, "", id="eof"),
+    ],
+)
+def test_closed_error_names_the_code_and_reason(
+    setup: Any, words: str, code: int | None, reason: str | None
+) -> None:
+    """A send that may not happen raises WSClosedError naming the close code and reason."""
+    client, _ = pair()
+    setup(client)
+    with pytest.raises(WSClosedError) as info:
+        client.send_bytes(b"x")
+    assert words in str(info.value)
+    assert (info.value.code, info.value.reason) == (code, reason)
+
+
+def test_closed_error_chains_the_failure() -> None:
+    """After a failure, WSClosedError has it as its cause."""
+    client, _ = pair()
+    cause = OSError("reset")
+    client.fail(cause)
+    with pytest.raises(WSClosedError) as info:
+        client.send_text("x")
+    assert info.value.__cause__ is cause
+
+
+def test_text_that_cannot_be_encoded_is_an_invalid_argument() -> None:
+    """A lone surrogate in send_text() or a close reason raises InvalidArgument, queues nothing."""
+    client, _ = pair()
+    with pytest.raises(InvalidArgument, match="UTF-8"):
+        client.send_text("\udcff")
+    with pytest.raises(InvalidArgument, match="UTF-8"):
+        client.send_close(1000, "\udcff")
+    assert (client.state, client.outbox_size) == (State.OPEN, 0)

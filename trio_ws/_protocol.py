@@ -45,18 +45,26 @@ only a frame that goes on in the next read is *streamed*: each piece that arrive
 to the assembler, so memory stays near the message's size whatever the split. Bytes of an
 incomplete header (at most 13) wait for the next read.
 
-States, from the core's point of view (they combine; none is ever undone)::
+**The one lifecycle.** Everything that says where the connection is lives here, in
+:attr:`ClientProtocol.state` with :attr:`~ClientProtocol.close_code`,
+:attr:`~ClientProtocol.close_reason` and :attr:`~ClientProtocol.failure`; the I/O layer asks
+and never keeps a copy. The I/O layer reports what only it can see through
+:meth:`~ClientProtocol.receive_eof` (the transport ended) and :meth:`~ClientProtocol.fail`
+(the transport broke, the heartbeat or the closing handshake timed out)::
 
-    open ──send_close()──────────► local_closed ──┐
-      │                                           ├─► both: closing handshake complete
-      └──server close frame──────► remote_closed ─┘
-      │
-      └──protocol violation──────► failed: close frame with the violation's code queued,
-                                   all further input dropped (RFC 6455 §7.1.7)
-    any ──receive_eof()──────────► eof
+    OPEN ──send_close()─────────────────────► CLOSING ──server close frame──► CLOSED
+      │                                                                          ▲
+      ├──server close frame, autoclose (echo queued)────────────────────────────┤
+      ├──server close frame, no autoclose──► CLOSE_RECEIVED ──send_close()──────┤
+      └──violation (deferred)──► FAILING ──commit_failure() (close frame queued)─┤
+    OPEN / CLOSING ──violation, not deferred, or fail(exc)──────────────────────┤
+    any ──receive_eof()─────────────────────────────────────────────────────────┘
 
-After ``remote_closed`` or ``failed`` no more bytes are parsed: RFC 6455 §5.5.1 says nothing
-follows a close frame, and after a violation the framing can no longer be trusted.
+Only OPEN and CLOSING parse input: RFC 6455 §5.5.1 says nothing follows a close frame, and
+after a violation the framing can no longer be trusted. Data may be sent in OPEN and in
+FAILING (the application may still answer the messages that arrived before a violation,
+until its close frame goes out). The first failure wins; once the server's close frame has
+arrived, what breaks afterwards is not a failure.
 """
 
 from __future__ import annotations
@@ -88,7 +96,7 @@ from ._framing import (
 from ._types import WSCloseCode, WSMessage, WSMsgType
 
 # check_close_code lives in _framing; it stays importable from here for the I/O layer.
-__all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "check_close_code"]
+__all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "State", "check_close_code"]
 
 #: The close code of a close frame without one (RFC 6455 §7.1.5); never sent.
 _NO_STATUS: Final = 1005
@@ -108,6 +116,28 @@ class _Frame(enum.IntEnum):
     BINARY = WSMsgType.BINARY
     PING = WSMsgType.PING
     PONG = WSMsgType.PONG
+
+
+class State(enum.Enum):
+    """Where a connection is in its lifecycle (see the module docstring for the moves)."""
+
+    #: Both directions are open.
+    OPEN = "open"
+    #: The server's close frame arrived; ours is not sent yet (``autoclose=False``).
+    CLOSE_RECEIVED = "close received"
+    #: Our close frame is queued; the server's has not arrived yet.
+    CLOSING = "closing"
+    #: The server broke the protocol; our close frame waits for :meth:`commit_failure`.
+    FAILING = "failing"
+    #: No frame is parsed or sent any more: the closing handshake is complete, the
+    #: connection failed, or the transport ended.
+    CLOSED = "closed"
+
+
+_OPEN: Final = State.OPEN
+_CLOSING: Final = State.CLOSING
+_FAILING: Final = State.FAILING
+_CLOSED: Final = State.CLOSED
 
 
 class ClientProtocol:
@@ -152,10 +182,8 @@ class ClientProtocol:
         "_out_size",
         "close_code",
         "close_reason",
-        "eof",
         "failure",
-        "local_closed",
-        "remote_closed",
+        "state",
     )
 
     def __init__(
@@ -195,34 +223,70 @@ class ClientProtocol:
         self._frame_fin = False
         self._control_payload = bytearray()
 
-        #: Our close frame is in the outbox (or already sent).
-        self.local_closed = False
-        #: The server's close frame has arrived.
-        self.remote_closed = False
-        #: The transport reached end of file.
-        self.eof = False
-        #: The server violated the protocol; set once, never cleared.
-        self.failure: WSProtocolError | None = None
-        #: The connection's close code once known (the server's, ours after a violation,
-        #: 1006 after EOF without a close frame).
+        #: Where the connection is; see :class:`State`.
+        self.state = State.OPEN
+        #: What ended the connection: the :class:`WSProtocolError` of the server's violation,
+        #: or what the I/O layer reported with :meth:`fail`. Set once, never cleared.
+        self.failure: BaseException | None = None
+        #: The connection's close code once known: the server's, ours after a violation, 1006
+        #: after an abnormal end (EOF without a close frame, a failure).
         self.close_code: int | None = None
-        #: The server's close reason, if it sent one.
+        #: The reason that came with :attr:`close_code` (``""`` when none).
         self.close_reason: str | None = None
 
     # ----------------------------------------------------------------------------------------
     # state
 
     @property
-    def is_open(self) -> bool:
-        """``True`` while data messages may still be sent."""
-        if self.failure is not None and not self._defer_failure_close:
-            return False
-        return not (self.local_closed or self.remote_closed or self.eof)
+    def can_send(self) -> bool:
+        """Data messages may be sent: OPEN, or FAILING before its close frame went out."""
+        state = self.state
+        return state is _OPEN or state is _FAILING
 
     @property
-    def handshake_complete(self) -> bool:
-        """Both close frames have been exchanged (or the connection failed or hit EOF)."""
-        return (self.local_closed and self.remote_closed) or self.eof
+    def input_done(self) -> bool:
+        """Nothing more will be parsed: the server's close frame, a violation, or the end."""
+        state = self.state
+        return state is not _OPEN and state is not _CLOSING
+
+    @property
+    def closed(self) -> bool:
+        """Our side is closing or closed, or the connection failed or ended (everything but
+        OPEN and CLOSE_RECEIVED): ``ClientWebSocket.closed``."""
+        state = self.state
+        return state is not _OPEN and state is not State.CLOSE_RECEIVED
+
+    def closed_error(self) -> WSClosedError:
+        """The :class:`WSClosedError` for a send that may not happen now, naming the close
+        code and reason, with the failure (if any) as its cause."""
+        code, reason = self.close_code, self.close_reason
+        if code is None:
+            text = "the WebSocket connection is closing"
+        else:
+            text = f"the WebSocket connection is closed (code {code}"
+            text += f", reason {reason!r})" if reason else ")"
+        err = WSClosedError(text, code, reason)
+        err.__cause__ = self.failure
+        return err
+
+    def fail(self, exc: BaseException, code: int = WSCloseCode.ABNORMAL_CLOSURE) -> bool:
+        """The I/O layer saw the connection break (``exc``): it is CLOSED with ``code``.
+
+        Returns ``True`` if ``exc`` was recorded as the :attr:`failure`: only while OPEN or
+        CLOSING. After the server's close frame the session had ended, and a failure already
+        recorded stays the first one.
+        """
+        state = self.state
+        if state is _CLOSED:
+            return False
+        self.state = _CLOSED
+        self._drop_message()
+        if state is not _OPEN and state is not _CLOSING:
+            return False
+        self.failure = exc
+        self.close_code = code
+        self.close_reason = ""
+        return True
 
     @property
     def outbox_size(self) -> int:
@@ -277,7 +341,8 @@ class ClientProtocol:
         the protocol: data is the :class:`WSProtocolError`, also kept in :attr:`failure`).
         Bytes that arrive after a close frame or a violation are dropped.
         """
-        if self.remote_closed or self.failure is not None or self.eof or not data:
+        state = self.state
+        if (state is not _OPEN and state is not _CLOSING) or not data:
             return []
         out: list[WSMessage] = []
         try:
@@ -415,7 +480,7 @@ class ClientProtocol:
         if opcode == PING:
             if not self._autoping:
                 out.append(WSMessage(WSMsgType.PING, payload, None))
-            elif not self.local_closed:
+            elif self.state is _OPEN:  # no pong after our close frame (RFC 6455 §5.5.1)
                 self._out_size += build_frame(self._out, PONG, payload, False, self._mask_source)
             return False
         if opcode == PONG:
@@ -430,11 +495,12 @@ class ClientProtocol:
 
         RFC 6455 §7.1.5: without a close frame, the close code is 1006.
         """
-        if not self.eof:
-            self.eof = True
+        if self.state is not _CLOSED:
+            self.state = _CLOSED
             self._drop_message()
-            if self.close_code is None:
-                self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+        if self.close_code is None:
+            self.close_code = WSCloseCode.ABNORMAL_CLOSURE
+            self.close_reason = ""
         return []
 
     def _on_close(self, payload: bytes) -> WSMessage:
@@ -455,16 +521,19 @@ class ClientProtocol:
                 raise ProtocolViolation(
                     INVALID_DATA, f"a close reason that is not UTF-8: {exc}"
                 ) from None
-        self.remote_closed = True
         self._drop_message()
         # Nothing before a close frame sets a close code: failure and EOF stop parsing.
         self.close_code = code
         self.close_reason = reason
-        if self._autoclose and not self.local_closed:
+        if self.state is _CLOSING:
+            self.state = _CLOSED  # the closing handshake is complete
+        elif self._autoclose:
             # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response ... typically
             # echoing the status code it received". For 1005 (no code), an empty close frame.
-            self.local_closed = True
+            self.state = _CLOSED
             self._append_close(code, "")
+        else:
+            self.state = State.CLOSE_RECEIVED
         return WSMessage(WSMsgType.CLOSE, code, reason)
 
     def _fail(self, code: int, reason: str) -> WSMessage:
@@ -472,9 +541,14 @@ class ClientProtocol:
         exc = WSProtocolError(f"the server violated the WebSocket protocol: {reason}", code)
         self.failure = exc
         self.close_code = code
+        self.close_reason = ""
         self._drop_message()
-        if not self._defer_failure_close:
-            self.commit_failure()
+        if self.state is _CLOSING:
+            self.state = _CLOSED  # our close frame is out already
+        else:
+            self.state = _FAILING
+            if not self._defer_failure_close:
+                self.commit_failure()
         return WSMessage(WSMsgType.ERROR, exc, None)
 
     def commit_failure(self) -> bool:
@@ -483,11 +557,11 @@ class ClientProtocol:
         Returns ``True`` if this call queued it. RFC 6455 §7.1.7: "Fail the WebSocket
         Connection" — send a close frame with the violation's code, then close.
         """
-        if self.failure is None or self.local_closed:
+        if self.state is not _FAILING:
             return False
-        self.local_closed = True
-        if not self.eof:
-            self._append_close(self.failure.code, "")
+        self.state = _CLOSED
+        assert isinstance(self.failure, WSProtocolError)
+        self._append_close(self.failure.code, "")
         return True
 
     # ----------------------------------------------------------------------------------------
@@ -500,8 +574,9 @@ class ClientProtocol:
         )
 
     def _check_open(self) -> None:
-        if not self.is_open:
-            raise WSClosedError("the WebSocket connection is closing or closed")
+        state = self.state
+        if state is not _OPEN and state is not _FAILING:
+            raise self.closed_error()
 
     def _send_message(
         self, opcode: int, payload: bytes | bytearray | memoryview, compress: bool
@@ -521,7 +596,11 @@ class ClientProtocol:
         negotiated; without it, every message is uncompressed anyway.
         """
         self._check_open()
-        self._send_message(TEXT, data.encode("utf-8"), compress)
+        try:
+            payload = data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(f"a text that cannot be encoded as UTF-8: {exc}") from exc
+        self._send_message(TEXT, payload, compress)
 
     def send_bytes(self, data: bytes | bytearray | memoryview, compress: bool = True) -> None:
         """Queue a BINARY message (``compress`` as for :meth:`send_text`)."""
@@ -574,18 +653,29 @@ class ClientProtocol:
         self._check_open()
 
     def send_close(self, code: int = WSCloseCode.OK, reason: str = "") -> bool:
-        """Queue our close frame. Returns ``False`` if one was already queued or sent.
+        """Queue our close frame: OPEN becomes CLOSING, CLOSE_RECEIVED becomes CLOSED, and
+        FAILING sends the violation's close frame instead (it has its own code).
+
+        Returns ``False`` if our close frame was already queued or the connection ended.
 
         Raises:
             InvalidArgument: a code that may not be sent, or a reason over 123 UTF-8 bytes.
         """
         check_close_code(code)
-        if len(reason.encode("utf-8")) > MAX_CONTROL_PAYLOAD - 2:
+        try:
+            size = len(reason.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument("a close reason that cannot be encoded as UTF-8") from exc
+        if size > MAX_CONTROL_PAYLOAD - 2:
             raise InvalidArgument("a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)")
-        if self.local_closed:
+        state = self.state
+        if state is _FAILING:
+            return self.commit_failure()
+        if state is _OPEN:
+            self.state = _CLOSING
+        elif state is State.CLOSE_RECEIVED:
+            self.state = _CLOSED
+        else:
             return False
-        self.local_closed = True
-        if self.eof:
-            return True  # nobody to tell; the caller still closes the transport
         self._append_close(int(code), reason)
         return True

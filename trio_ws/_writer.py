@@ -1,0 +1,348 @@
+"""The only way to the socket: the writer lock, the outbox flush, backpressure.
+
+Theory of operation
+-------------------
+
+Every frame, from any task, is produced synchronously into the core's outbox
+(``ClientProtocol`` methods), so the order of the calls is the order on the wire. This module
+decides how the outbox reaches the transport, with three guarantees:
+
+1. **A send never waits for the socket below the high-water mark.** :meth:`Writer.send`
+   produces its message and returns. It waits only while :data:`HIGH_WATER` bytes are
+   queued and not yet written (backpressure), in FIFO order on the **writer lock**, *before*
+   producing. So a send cancelled while waiting queued nothing, and a send that returned
+   queued its whole message: a cancelled send never cuts a frame and never breaks the
+   connection.
+2. **Only the writer's own tasks await the stream.** Bytes are written either *directly* —
+   a non-blocking ``os.writev`` on the socket of a plain ``trio.SocketStream``, in whatever
+   task produced them, without a trip through the scheduler — or by the **flush task**, a
+   short-lived task in the connection's nursery that the application's cancel scopes cannot
+   reach. A direct write that the kernel does not take whole leaves the rest to the flush
+   task. Other streams (TLS, ``stream=``) are always written by the flush task. The flush
+   task writes what it took from the outbox (whole frames) in a shielded scope that only the
+   writer cancels (:meth:`Writer.close`) or times out (:meth:`Writer.limit`), so even the
+   nursery's cancellation never cuts a frame; the connection bounds that with a short grace.
+3. **Failures are recorded, never raised into a nursery.** A failed write calls
+   ``on_failure`` with a :class:`WSConnectionError` chaining the cause; the connection records
+   it and the application's next call raises it.
+
+Batching: only the first write of each scheduling round is direct (the reader re-arms the
+direct path with :meth:`Writer.next_round` after each read, the flush task when it ends).
+Sends that follow in the same round only append to the outbox, and the flush task writes
+them all with one system call once the sending task yields. A ping-pong client thus writes
+each message at once (no extra scheduler pass per round trip) and a pipelining client
+writes many messages per system call. A send yields (without raising) once every
+:data:`SEND_BATCH` sends, so a sending loop cannot starve the reader or other tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final, final
+
+import trio
+
+from ._errors import WSConnectionError
+from ._protocol import ClientProtocol
+
+__all__ = ["HIGH_WATER", "SEND_BATCH", "Writer"]
+
+#: Senders wait (in FIFO order) while this many bytes are queued and not yet written.
+HIGH_WATER: Final = 64 * 1024
+#: A send yields to the scheduler once every this many sends.
+SEND_BATCH: Final = 64
+#: The most buffers one ``writev`` is given (Linux allows 1024).
+_MAX_IOV: Final = 512
+#: Direct writes need ``os.writev`` (not on Windows).
+_CAN_WRITE_DIRECTLY: Final = hasattr(os, "writev")
+
+
+@final
+class Writer:
+    """Writes the core's outbox to the stream; see the module docstring.
+
+    Args:
+        stream: the transport.
+        core: the protocol core whose outbox is written.
+        nursery: where flush tasks run (the connection's).
+        on_failure: called with a :class:`WSConnectionError` when a write fails.
+    """
+
+    # Slots: thousands of idle connections are a use case.
+    __slots__ = (
+        "_closed",
+        "_core",
+        "_cut",
+        "_deadline",
+        "_direct_ok",
+        "_drained",
+        "_flushing",
+        "_lock",
+        "_nursery",
+        "_on_failure",
+        "_pending",
+        "_pending_size",
+        "_scope",
+        "_sends",
+        "_sock",
+        "_started",
+        "_stream",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        core: ClientProtocol,
+        nursery: trio.Nursery,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self._stream = stream
+        self._core = core
+        self._nursery = nursery
+        self._on_failure = on_failure
+        self._sock = (
+            stream.socket
+            if _CAN_WRITE_DIRECTLY and isinstance(stream, trio.SocketStream)
+            else None
+        )
+        self._lock: trio.Lock | None = None  # made on first contention: idle connections are many
+        # Bytes taken from the outbox and not written yet (always before the outbox's).
+        self._pending: list[bytes | memoryview] = []
+        self._pending_size = 0
+        self._started = False  # part of _pending was written: abandoning it cuts a frame
+        self._flushing = False  # a flush task is scheduled or running, or write_out is
+        self._scope: trio.CancelScope | None = None  # the flush task's write of one take
+        self._deadline = float("inf")  # when a write in progress is given up
+        self._direct_ok = True
+        self._sends = 0
+        self._drained: trio.Event | None = None
+        self._closed = False  # nothing more will be written
+        self._cut = False  # a write was abandoned mid-way: the stream is unusable
+
+    # ----------------------------------------------------------------------------------------
+    # state
+
+    @property
+    def backlog(self) -> int:
+        """Bytes queued and not yet written."""
+        return self._core.outbox_size + self._pending_size
+
+    @property
+    def cut(self) -> bool:
+        """A write was abandoned part of the way: nothing more may be written."""
+        return self._cut
+
+    # ----------------------------------------------------------------------------------------
+    # producing and flushing
+
+    async def send(self, produce: Callable[..., None], *args: Any) -> None:
+        """Produce one message with ``produce(*args)`` and see that it is written.
+
+        Raises whatever ``produce`` raises (nothing is queued then).
+
+        Cancellation: cancelled while waiting for its turn, nothing was queued.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        lock = self._lock
+        if (lock is not None and lock.locked()) or self.backlog >= HIGH_WATER:
+            await self._send_in_turn(produce, args)
+        else:
+            produce(*args)
+        self.flush()
+        self._sends += 1
+        if self._sends >= SEND_BATCH:
+            self._sends = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._direct_ok = True
+
+    async def _send_in_turn(self, produce: Callable[..., None], args: tuple[Any, ...]) -> None:
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = trio.Lock()
+        async with lock:
+            while self.backlog >= HIGH_WATER and not self._closed:
+                await self._wait_drained()
+            produce(*args)
+
+    def next_round(self) -> None:
+        """Other tasks ran since the last direct write: the next write may be direct again."""
+        self._direct_ok = True
+
+    def flush(self) -> None:
+        """Get the outbox written: now if the socket takes it, else by the flush task.
+
+        Never waits and never raises; a failed direct write is reported to ``on_failure``.
+        """
+        if self._flushing or self._closed or not self._core.outbox_size:
+            return
+        if self._direct_ok and self._sock is not None:
+            self._direct_ok = False
+            self._take()
+            try:
+                self._write_some()
+            except OSError as exc:
+                self._fail(exc)
+                return
+            if not self._pending:
+                return
+        self._flushing = True
+        self._nursery.start_soon(self._flush_task)
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is written, or nothing more can be."""
+        self.flush()
+        while (self._flushing or self._core.outbox_size) and not self._closed:
+            await self._wait_drained()
+
+    async def write_out(self) -> None:
+        """Write everything queued, in the calling task, unless the stream was cut.
+
+        For the closing paths that run shielded after the nursery was cancelled (so a flush
+        task could not run): the caller bounds the wait.
+        """
+        while self._flushing and not self._closed:
+            await self._wait_drained()  # a flush task or another write_out is ending
+        if self._closed or self._cut:
+            return
+        self._flushing = True
+        try:
+            while self._pending or self._core.outbox_size:
+                await self._write_all()
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            if self._pending:
+                self._abandon()  # cancelled part of the way
+            self._flushing = False
+            self._wake_drained()
+
+    def limit(self, deadline: float) -> None:
+        """Give up a write still in progress at ``deadline`` (outer cancellation's grace)."""
+        self._deadline = min(self._deadline, deadline)
+        if self._scope is not None:
+            self._scope.deadline = self._deadline
+
+    def close(self) -> None:
+        """Nothing more will be written: stop a running flush task, wake every waiter."""
+        self._closed = True
+        if self._scope is not None:
+            self._scope.cancel()
+        self._wake_drained()
+
+    # ----------------------------------------------------------------------------------------
+    # writing
+
+    async def _flush_task(self) -> None:
+        try:
+            while not self._closed:
+                if not self._pending:
+                    if not self._core.outbox_size:
+                        return
+                    self._take()
+                # Whole frames: shielded, so that only close() or limit() stop it midway.
+                scope = self._scope = trio.CancelScope(shield=True, deadline=self._deadline)
+                with scope:
+                    await self._write_all()
+                self._scope = None
+                if scope.cancelled_caught:
+                    return
+                # Between takes, the nursery's cancellation may end the task.
+                await trio.lowlevel.checkpoint_if_cancelled()
+        except Exception as exc:
+            # The transport broke, or a user-supplied stream raised anything at all: record
+            # it; background tasks never raise into the nursery.
+            self._fail(exc)
+        finally:
+            if self._pending:
+                self._abandon()
+            self._scope = None
+            self._flushing = False
+            self._direct_ok = True
+            self._wake_drained()
+
+    async def _write_all(self) -> None:
+        """Write ``_pending`` (taking the outbox first if it is empty) until it is empty."""
+        stream = self._stream
+        if not self._pending:
+            self._take()
+        while self._pending and not self._closed:
+            if self._sock is not None:
+                self._write_some()
+                if self._pending:
+                    await stream.wait_send_all_might_not_block()
+            else:
+                piece = self._pending[0]
+                self._started = True
+                await stream.send_all(piece)
+                del self._pending[0]
+                self._pending_size -= len(piece)
+                if not self._pending:
+                    self._started = False
+            self._wake_drained()
+
+    def _take(self) -> None:
+        self._pending_size = self._core.outbox_size
+        self._pending = list(self._core.take_outbox())
+
+    def _write_some(self) -> None:
+        """Write as much of ``_pending`` as the socket takes now, without waiting.
+
+        Raises:
+            OSError: the socket failed.
+        """
+        assert self._sock is not None
+        pending = self._pending
+        fd = self._sock.fileno()
+        while pending:
+            batch = pending[:_MAX_IOV] if len(pending) > _MAX_IOV else pending
+            try:
+                written = os.writev(fd, batch)
+            except (BlockingIOError, InterruptedError):
+                return
+            self._pending_size -= written
+            done = 0
+            for piece in batch:
+                size = len(piece)
+                if written < size:
+                    break
+                written -= size
+                done += 1
+            if done == len(pending):
+                pending.clear()
+                self._started = False
+                return
+            self._started = True
+            if done < len(batch):
+                # The kernel took part of the batch: its buffer is full.
+                pending[: done + 1] = [memoryview(pending[done])[written:]]
+                return
+            del pending[:done]
+
+    def _abandon(self) -> None:
+        if self._started:
+            self._cut = True
+        self._pending = []
+        self._pending_size = 0
+        self._started = False
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._closed:
+            return  # we closed the transport ourselves; what breaks now is expected
+        self._abandon()
+        self._closed = True
+        self._wake_drained()
+        err = WSConnectionError(f"the connection broke while sending: {exc!r}")
+        err.__cause__ = exc
+        self._on_failure(err)
+
+    async def _wait_drained(self) -> None:
+        event = self._drained
+        if event is None:
+            event = self._drained = trio.Event()
+        await event.wait()
+
+    def _wake_drained(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
