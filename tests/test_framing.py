@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, Ping, TextMessage
 
-from trio_ws import InvalidArgument, _framing
+from trio_ws import InvalidArgument, WSMessageTypeError, _framing
 from trio_ws._deflate import ClientDeflate
 from trio_ws._framing import (
     ProtocolViolation,
@@ -30,6 +30,9 @@ from trio_ws._framing import (
     build_frame,
     check_close_code,
     check_header,
+    close_reason,
+    compress_flag,
+    control_payload,
     is_valid_close_code,
 )
 from trio_ws._protocol import ClientProtocol
@@ -296,3 +299,51 @@ def test_check_close_code_refuses_what_may_not_be_sent(code: object, message: st
     """A caller's close code that may not be sent, or is no int, is InvalidArgument."""
     with pytest.raises(InvalidArgument, match=message):
         check_close_code(code)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# argument rules of the send API
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [("bye", "bye"), (b"bye", "bye"), (bytearray(b"\xc3\xa9"), "é"), (memoryview(b"x"), "x")],
+)
+def test_close_reason_takes_text_or_bytes_like(message: object, reason: str) -> None:
+    """A close reason may be str or any bytes-like UTF-8."""
+    assert close_reason(message) == reason  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("message", "error", "words"),
+    [
+        (b"\xff", InvalidArgument, "must be UTF-8"),
+        ("\udcff", InvalidArgument, "cannot be encoded"),
+        ("é" * 62, InvalidArgument, "at most 123 bytes"),
+        (b"x" * 124, InvalidArgument, "at most 123 bytes"),
+        (1000, WSMessageTypeError, "str or bytes, not int"),
+    ],
+)
+def test_close_reason_refuses_what_cannot_be_sent(
+    message: object, error: type[Exception], words: str
+) -> None:
+    """Bad close reasons raise our typed errors (never UnicodeError or AttributeError)."""
+    with pytest.raises(error, match=words):
+        close_reason(message)  # type: ignore[arg-type]
+
+
+def test_control_payload_encodes_text_and_refuses_other_types() -> None:
+    """Ping/pong payloads: str is UTF-8 encoded, bytes-like copied, anything else refused."""
+    assert control_payload("ping", "hé") == "hé".encode()
+    assert control_payload("ping", memoryview(b"ab")) == b"ab"
+    with pytest.raises(InvalidArgument, match="ping that cannot be encoded"):
+        control_payload("ping", "\udcff")
+    with pytest.raises(WSMessageTypeError, match="bytes or str, not list"):
+        control_payload("pong", [])  # type: ignore[arg-type]
+
+
+def test_compress_flag() -> None:
+    """compress=None follows the negotiation, 0 sends uncompressed, anything else is refused."""
+    assert (compress_flag(None), compress_flag(0)) == (True, False)
+    with pytest.raises(InvalidArgument, match="not 9"):
+        compress_flag(9)

@@ -16,11 +16,9 @@ rooms, each with one job:
   the inbox is full, so TCP pushes back on the server. It never raises into the nursery: a
   failure is recorded in the core and surfaced on the application's next call. Whenever it
   exits, the transport is closed.
-* **The heartbeat task** (only with ``heartbeat=H``): after H seconds without a byte from the
-  server it queues a ping; if no byte arrives within H/2 the connection fails with
-  :class:`ServerTimeoutError` and code 1006. Before it judges it yields once, so a pong that
-  reached the socket while our own event loop was stalled is read first. While the reader is
-  paused by a full inbox nothing is judged: the slow side is us.
+* :class:`~trio_ws._heartbeat.Heartbeat` (only with ``heartbeat=H``): its task pings after
+  H seconds of silence and fails the connection with :class:`ServerTimeoutError` (code 1006)
+  if no byte arrives within H/2; the reader tells it of every read.
 
 This class keeps no copy of the connection's state: ``closed``, ``close_code``,
 ``close_reason`` and ``exception()`` read the core. What it keeps is I/O bookkeeping: the
@@ -50,7 +48,6 @@ import trio
 
 from ._errors import (
     InvalidArgument,
-    ServerTimeoutError,
     WSClosedError,
     WSConnectionError,
     WSDecodeError,
@@ -58,7 +55,8 @@ from ._errors import (
     WSMessageTypeError,
     WSTimeoutError,
 )
-from ._framing import check_close_code
+from ._framing import check_close_code, close_reason, compress_flag, control_payload
+from ._heartbeat import Heartbeat
 from ._inbox import Inbox
 from ._protocol import ClientProtocol
 from ._transport import extra_info
@@ -109,14 +107,11 @@ class ClientWebSocket:
         "_commit_at",
         "_core",
         "_heartbeat",
-        "_heartbeat_scope",
         "_inbox",
-        "_last_rx",
         "_negotiated",
         "_nursery",
         "_reader_done",
         "_reader_scope",
-        "_rx_count",
         "_stream",
         "_timeout",
         "_transport_closed",
@@ -138,18 +133,19 @@ class ClientWebSocket:
         self._nursery = nursery
         self._negotiated = negotiated
         self._timeout = timeout
-        self._heartbeat = heartbeat
         self._inbox = Inbox(self._commit_failure)
         self._writer = Writer(stream, core, nursery, self._fail)
         self._reader_scope = trio.CancelScope()
-        self._heartbeat_scope = trio.CancelScope() if heartbeat is not None else None
+        self._heartbeat = (
+            Heartbeat(heartbeat, self._inbox, self._ping, self._fail)
+            if heartbeat is not None
+            else None
+        )
         self._reader_done = False
         self._transport_closed = False
         self._changed: trio.Event | None = None  # made only when close() must wait
         # When the close frame of a deferred protocol violation goes out at the latest.
         self._commit_at: float | None = None
-        self._last_rx = trio.current_time()
-        self._rx_count = 0
 
     def _start(self, trailing_data: bytes) -> None:
         """Start the background tasks; ``trailing_data`` followed the handshake response."""
@@ -161,7 +157,7 @@ class ClientWebSocket:
         self._nursery.start_soon(self._reader_task, name=f"trio_ws reader {id(self):#x}")
         if self._heartbeat is not None:
             self._nursery.start_soon(
-                self._heartbeat_task, self._heartbeat, name=f"trio_ws heartbeat {id(self):#x}"
+                self._heartbeat.run, name=f"trio_ws heartbeat {id(self):#x}"
             )
 
     # ----------------------------------------------------------------------------------------
@@ -324,7 +320,7 @@ class ClientWebSocket:
         """
         if not isinstance(data, str):
             raise WSMessageTypeError(f"send_str() takes a str, not {type(data).__name__}")
-        await self._writer.send(self._core.send_text, data, _compress_flag(compress))
+        await self._writer.send(self._core.send_text, data, compress_flag(compress))
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, compress: int | None = None
@@ -339,7 +335,7 @@ class ClientWebSocket:
             raise WSMessageTypeError(
                 f"send_bytes() takes bytes, bytearray or memoryview, not {type(data).__name__}"
             )
-        await self._writer.send(self._core.send_bytes, data, _compress_flag(compress))
+        await self._writer.send(self._core.send_bytes, data, compress_flag(compress))
 
     async def send_json(
         self,
@@ -366,7 +362,7 @@ class ClientWebSocket:
         if isinstance(opcode, bool) or not isinstance(opcode, int):
             raise InvalidArgument(f"opcode must be a WSMsgType or int, not {opcode!r}")
         await self._writer.send(
-            self._core.send_frame, bytes(message), int(opcode), _compress_flag(compress)
+            self._core.send_frame, bytes(message), int(opcode), compress_flag(compress)
         )
 
     async def ping(self, message: bytes | str = b"") -> None:
@@ -374,11 +370,11 @@ class ClientWebSocket:
 
         With ``autoping=True`` (the default) the server's PONG is consumed by the reader.
         """
-        await self._writer.send(self._core.send_ping, _payload("ping", message))
+        await self._writer.send(self._core.send_ping, control_payload("ping", message))
 
     async def pong(self, message: bytes | str = b"") -> None:
         """Send an unsolicited PONG frame (payload at most 125 bytes)."""
-        await self._writer.send(self._core.send_pong, _payload("pong", message))
+        await self._writer.send(self._core.send_pong, control_payload("pong", message))
 
     # ----------------------------------------------------------------------------------------
     # closing
@@ -408,7 +404,7 @@ class ClientWebSocket:
         Cancellation: the transport is closed anyway, then the cancellation propagates.
         """
         check_close_code(code)
-        reason = _close_reason(message)
+        reason = close_reason(message)
         self._commit_failure()  # a deferred violation's own close frame goes first
         if self.closed:
             await trio.lowlevel.checkpoint()
@@ -470,8 +466,8 @@ class ClientWebSocket:
     async def _shutdown(self) -> None:
         """Stop the background tasks and close the transport (forcefully: never blocks)."""
         self._reader_scope.cancel()
-        if self._heartbeat_scope is not None:
-            self._heartbeat_scope.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.scope.cancel()
         self._writer.close()
         self._inbox.finish()
         if not self._transport_closed:
@@ -488,9 +484,18 @@ class ClientWebSocket:
             self._inbox.deliver([WSMessage(_ERROR, exc, None)])
         self._inbox.finish()
         self._reader_scope.cancel()
-        if self._heartbeat_scope is not None:
-            self._heartbeat_scope.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.scope.cancel()
         self._notify()
+
+    def _ping(self) -> bool:
+        """The heartbeat's ping; ``False`` if the connection can send no more."""
+        try:
+            self._core.send_ping(b"")
+        except WSClosedError:
+            return False
+        self._writer.flush()
+        return True
 
     def _commit_failure(self) -> None:
         """Send the close frame of a recorded protocol violation (once)."""
@@ -555,11 +560,12 @@ class ClientWebSocket:
         stream = self._stream
         inbox = self._inbox
         writer = self._writer
+        heartbeat = self._heartbeat
         while True:
             if inbox.full:
                 await inbox.wait_for_space()
-                self._last_rx = trio.current_time()
-                self._rx_count += 1
+                if heartbeat is not None:
+                    heartbeat.note_rx()
             try:
                 if self._commit_at is None:
                     data = await stream.receive_some(RECEIVE_SIZE)
@@ -575,8 +581,8 @@ class ClientWebSocket:
                     err.__cause__ = exc
                     self._fail(err)
                 return
-            self._last_rx = trio.current_time()
-            self._rx_count += 1
+            if heartbeat is not None:
+                heartbeat.note_rx()
             writer.next_round()
             if not data:
                 core.receive_eof()
@@ -610,75 +616,3 @@ class ClientWebSocket:
                         break
                     if not core.input_done:
                         core.receive_data(data)
-
-    async def _heartbeat_task(self, interval: float) -> None:
-        assert self._heartbeat_scope is not None
-        with self._heartbeat_scope:
-            while True:
-                # While the reader is paused by a full inbox the server is not judged.
-                await self._inbox.wait_resumed()
-                due = self._last_rx + interval
-                if trio.current_time() < due:
-                    await trio.sleep_until(due)
-                    continue
-                count = self._rx_count
-                try:
-                    self._core.send_ping(b"")
-                except WSClosedError:
-                    return
-                self._writer.flush()
-                await trio.sleep(interval / 2)
-                if self._rx_count == count:
-                    # A pong that reached the socket while our own loop was stalled wakes the
-                    # reader in the same batch as us: let it run before we judge.
-                    await trio.lowlevel.checkpoint()
-                if self._rx_count != count or self._inbox.paused:
-                    continue
-                self._fail(
-                    ServerTimeoutError(
-                        f"no data from the server within {interval / 2:g} s after a ping"
-                    )
-                )
-                return
-
-
-def _compress_flag(compress: int | None) -> bool:
-    """``send_*(compress=)``: ``None`` follows the negotiation, ``0`` sends uncompressed."""
-    if compress is None:
-        return True
-    if compress == 0:
-        return False
-    raise InvalidArgument(
-        f"compress must be None (as negotiated) or 0 (this message uncompressed), not {compress!r}"
-    )
-
-
-def _payload(what: str, message: bytes | bytearray | memoryview | str) -> bytes:
-    if isinstance(message, str):
-        try:
-            return message.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidArgument(f"a {what} payload that cannot be encoded as UTF-8") from exc
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        return bytes(message)
-    raise WSMessageTypeError(f"a {what} payload is bytes or str, not {type(message).__name__}")
-
-
-def _close_reason(message: bytes | bytearray | memoryview | str) -> str:
-    """The close reason as text, checked before anything is sent (RFC 6455 §5.5.1)."""
-    if isinstance(message, str):
-        reason = message
-        encoded = _payload("close reason", message)
-    elif isinstance(message, (bytes, bytearray, memoryview)):
-        encoded = bytes(message)
-        try:
-            reason = encoded.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgument("a close reason must be UTF-8 (RFC 6455 §5.5.1)") from exc
-    else:
-        raise WSMessageTypeError(
-            f"a close reason is str or bytes, not {type(message).__name__}"
-        )
-    if len(encoded) > 123:
-        raise InvalidArgument("a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)")
-    return reason

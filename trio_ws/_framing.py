@@ -33,7 +33,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from ._errors import InvalidArgument
+from ._errors import InvalidArgument, WSMessageTypeError
 
 __all__ = [
     "BINARY",
@@ -52,6 +52,9 @@ __all__ = [
     "build_frame",
     "check_close_code",
     "check_header",
+    "close_reason",
+    "compress_flag",
+    "control_payload",
     "has_speedups",
     "is_valid_close_code",
 ]
@@ -123,6 +126,63 @@ def check_close_code(code: int) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # receiving
+
+
+def close_reason(message: bytes | bytearray | memoryview | str) -> str:
+    """``close(message=)`` as text, checked before anything is sent (RFC 6455 §5.5.1: UTF-8,
+    and at most 123 bytes so that the code fits in a control frame's 125).
+
+    Raises:
+        InvalidArgument: not UTF-8, or too long.
+        WSMessageTypeError: neither ``str`` nor bytes-like.
+    """
+    if isinstance(message, str):
+        reason = message
+        encoded = control_payload("close reason", message)
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        encoded = bytes(message)
+        try:
+            reason = encoded.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgument("a close reason must be UTF-8 (RFC 6455 §5.5.1)") from exc
+    else:
+        raise WSMessageTypeError(f"a close reason is str or bytes, not {type(message).__name__}")
+    if len(encoded) > MAX_CONTROL_PAYLOAD - 2:
+        raise InvalidArgument("a close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5)")
+    return reason
+
+
+def control_payload(what: str, message: bytes | bytearray | memoryview | str) -> bytes:
+    """A ping, pong or close payload as bytes (``str`` is UTF-8 encoded).
+
+    Raises:
+        InvalidArgument: a ``str`` that cannot be encoded (a lone surrogate).
+        WSMessageTypeError: neither ``str`` nor bytes-like.
+    """
+    if isinstance(message, str):
+        try:
+            return message.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(f"a {what} that cannot be encoded as UTF-8") from exc
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return bytes(message)
+    raise WSMessageTypeError(f"a {what} payload is bytes or str, not {type(message).__name__}")
+
+
+def compress_flag(compress: int | None) -> bool:
+    """``send_*(compress=)``: ``None`` follows the negotiation (RSV1 as negotiated), ``0``
+    sends this message uncompressed.
+
+    Raises:
+        InvalidArgument: any other value.
+    """
+    if compress is None:
+        return True
+    if compress == 0:
+        return False
+    raise InvalidArgument(
+        f"compress must be None (as negotiated) or 0 (this message uncompressed), not {compress!r}"
+    )
 
 
 def check_header(b0: int, opcode: int, length: int) -> None:
