@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trio_ws"
 #: The sans-I/O half: bytes and values in, bytes and values out, no trio (DESIGN.md §2).
 SANS_IO = [
     "_protocol",
+    "_outbox",
     "_framing",
     "_deflate",
     "_assembler",
@@ -29,8 +30,12 @@ SANS_IO = [
     # Added by its own issue; checked as soon as it exists.
     *(["_options"] if (PACKAGE / "_options.py").exists() else []),
 ]
-#: The only module that may use wsproto: the test servers of ``trio_ws.testing``.
-WSPROTO_USER = "testing"
+#: The public module of the test servers, ``trio_ws.testing``.
+TEST_SERVERS = "testing"
+#: Its private parts, loaded by it alone.
+TEST_SERVER_PARTS = ["_testserver_connection"]
+#: The only modules that may use wsproto: the test servers and their parts.
+WSPROTO_USERS = frozenset({TEST_SERVERS, *TEST_SERVER_PARTS})
 #: The biggest a module may grow before it is split along a seam (DESIGN.md §2).
 MAX_LINES = 650
 
@@ -106,25 +111,36 @@ def test_sans_io_modules_never_reach_trio(module: str) -> None:
     assert "trio" not in external, f"{module} reaches trio: {' -> '.join(external['trio'])}"
 
 
-@pytest.mark.parametrize("module", [m for m in MODULES if m != WSPROTO_USER])
+@pytest.mark.parametrize("module", [m for m in MODULES if m not in WSPROTO_USERS])
 def test_only_the_test_servers_use_wsproto(module: str) -> None:
     """No module of the client imports wsproto (it is the independent peer of the tests and
     the engine of trio_ws.testing), directly or through another module."""
-    external = reachable(module, stop=frozenset({WSPROTO_USER}))
+    external = reachable(module, stop=WSPROTO_USERS)
     assert "wsproto" not in external, (
         f"{module} reaches wsproto: {' -> '.join(external['wsproto'])}"
     )
 
 
+def users_of(target: str) -> list[str]:
+    """The modules of trio_ws that import ``target`` directly."""
+    return [
+        m
+        for m in MODULES
+        if any(module_of(n) == target for n in imports_of(m) if n.startswith("trio_ws"))
+    ]
+
+
 def test_only_the_cli_loads_the_test_servers() -> None:
     """trio_ws.testing (and with it wsproto) is loaded only by the CLI's demo server, never by
     ``import trio_ws`` or a module of the client."""
-    users = [
-        m
-        for m in MODULES
-        if any(module_of(n) == WSPROTO_USER for n in imports_of(m) if n.startswith("trio_ws"))
-    ]
-    assert users == ["__main__"]
+    assert users_of(TEST_SERVERS) == ["__main__"]
+
+
+@pytest.mark.parametrize("part", TEST_SERVER_PARTS)
+def test_only_trio_ws_testing_loads_its_parts(part: str) -> None:
+    """A private part of the test servers is loaded by trio_ws.testing alone, so the client
+    cannot reach wsproto through it."""
+    assert users_of(part) == [TEST_SERVERS]
 
 
 @pytest.mark.parametrize("module", MODULES)
