@@ -261,3 +261,63 @@ async def test_write_out_writes_in_the_calling_task_after_cancellation() -> None
                 data = await server.receive_some()
     assert len(unmask_frames(data)) == 1
     assert writer.backlog == 0
+
+
+async def test_big_payloads_reach_other_streams_in_slices() -> None:
+    """Over a non-socket stream (TLS) a 1 MiB payload is written 64 KiB at a time, in order."""
+    sizes: list[int] = []
+
+    class Recording(trio.abc.SendStream):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+            await trio.lowlevel.checkpoint()
+            sizes.append(len(data))
+            self.data += data
+
+        async def wait_send_all_might_not_block(self) -> None:
+            await trio.lowlevel.checkpoint()  # pragma: no cover
+
+        async def aclose(self) -> None:
+            await trio.lowlevel.checkpoint()  # pragma: no cover
+
+    stream = Recording()
+    payload = bytes(range(256)) * 4096
+    async with writer_on(stream) as (writer, core, _):  # type: ignore[arg-type]
+        await writer.send(core.send_bytes, payload)
+        await writer.drain()
+    assert max(sizes) <= 64 * 1024
+    assert unmask_frames(bytes(stream.data)) == [payload]
+
+
+async def test_a_socket_that_takes_the_backlog_is_no_backpressure() -> None:
+    """At the high-water mark the socket is written directly: while the kernel takes the
+    bytes, a send loop neither waits nor yields more than once per batch."""
+    steps = 0
+    me = trio.lowlevel.current_task()
+
+    class Steps(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            nonlocal steps
+            if task is me:
+                steps += 1
+
+    count = SEND_BATCH - 1
+    payload = b"p" * (HIGH_WATER // 8)
+    with socket_pair() as (stream, peer):
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        async with writer_on(stream) as (writer, core, _):
+            instrument = Steps()
+            trio.lowlevel.add_instrument(instrument)
+            try:
+                received = b""
+                for _ in range(count):
+                    await writer.send(core.send_bytes, payload)
+                    received += read_all(peer)
+                assert steps == 0
+            finally:
+                trio.lowlevel.remove_instrument(instrument)
+            await writer.drain()
+            received += read_all(peer)
+    assert unmask_frames(received) == [payload] * count

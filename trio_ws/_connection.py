@@ -594,6 +594,9 @@ class ClientWebSocket:
             if msgs:
                 self._deliver(msgs)
             writer.flush()
+            # Idle connections are many: while we wait for the next read, keep neither this
+            # read nor the messages it made alive (the application may have dropped them).
+            data = msgs = None  # type: ignore[assignment]
 
     async def _going_away(self) -> None:
         """Outer cancellation: close frame 1001 out, the server's close frame and EOF in,

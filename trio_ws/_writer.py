@@ -54,6 +54,8 @@ HIGH_WATER: Final = 64 * 1024
 SEND_BATCH: Final = 64
 #: The most buffers one ``writev`` is given (Linux allows 1024).
 _MAX_IOV: Final = 512
+#: The most one ``send_all`` of a stream that is not a socket is given (see _write_all).
+_MAX_PIECE: Final = 64 * 1024
 #: Direct writes need ``os.writev`` (not on Windows).
 _CAN_WRITE_DIRECTLY: Final = hasattr(os, "writev")
 
@@ -145,7 +147,9 @@ class Writer:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         lock = self._lock
-        if (lock is not None and lock.locked()) or self.backlog >= HIGH_WATER:
+        if (lock is not None and lock.locked()) or (
+            self.backlog >= HIGH_WATER and not self._relieve()
+        ):
             await self._send_in_turn(produce, args)
         else:
             produce(*args)
@@ -172,22 +176,37 @@ class Writer:
     def flush(self) -> None:
         """Get the outbox written: now if the socket takes it, else by the flush task.
 
-        Never waits and never raises; a failed direct write is reported to ``on_failure``.
+        Written at once: the first write of a round, and a backlog at the high-water mark
+        (the kernel takes it without waiting; only what it refuses is backpressure). Never
+        waits and never raises; a failed direct write is reported to ``on_failure``.
         """
-        if self._flushing or self._closed or not self._core.outbox_size:
+        if self._closed or not self._core.outbox_size:
             return
-        if self._direct_ok and self._sock is not None:
-            self._direct_ok = False
-            self._take()
-            try:
-                self._write_some()
-            except OSError as exc:
-                self._fail(exc)
-                return
-            if not self._pending:
-                return
-        self._flushing = True
-        self._nursery.start_soon(self._flush_task)
+        if (self._direct_ok or self.backlog >= HIGH_WATER) and self._write_directly():
+            return
+        if not self._flushing:
+            self._flushing = True
+            self._nursery.start_soon(self._flush_task)
+
+    def _relieve(self) -> bool:
+        """At the high-water mark: write directly what the kernel takes. Returns ``True`` if
+        the backlog is below the mark afterwards."""
+        self._write_directly()
+        return self.backlog < HIGH_WATER
+
+    def _write_directly(self) -> bool:
+        """Write the outbox to the socket now, if there is a socket and nothing is in flight
+        (so the order stays the outbox's). Returns ``True`` if everything was written."""
+        if self._sock is None or self._pending or self._closed:
+            return False
+        self._direct_ok = False
+        self._take()
+        try:
+            self._write_some()
+        except OSError as exc:
+            self._fail(exc)
+            return True  # nothing more will be written
+        return not self._pending
 
     async def drain(self) -> None:
         """Wait until everything queued so far is written, or nothing more can be."""
@@ -274,6 +293,14 @@ class Writer:
             else:
                 piece = self._pending[0]
                 self._started = True
+                if len(piece) > _MAX_PIECE:
+                    # TLS keeps an outgoing buffer as big as the largest write, for good:
+                    # big payloads go in slices.
+                    view = memoryview(piece)
+                    await stream.send_all(view[:_MAX_PIECE])
+                    self._pending[0] = view[_MAX_PIECE:]
+                    self._pending_size -= _MAX_PIECE
+                    continue
                 await stream.send_all(piece)
                 del self._pending[0]
                 self._pending_size -= len(piece)
