@@ -21,12 +21,16 @@ handshake, with everything a caller needs on top of it:
 
 The rooms: :mod:`trio_ws._framing` has the rules of one frame (opcodes, header and close-code
 rules, building and masking frames), :mod:`trio_ws._assembler` the message being
-reassembled, and this module the parser that drives both and the connection's state.
+reassembled, :mod:`trio_ws._outbox` the output side (the queue of our frames, how they are
+built, masked and compressed, and how the queue is handed over), and this module the parser
+that drives the first two, the connection's state, and the ``send_*`` methods that check it
+before they feed the outbox.
 
 It never does I/O and never imports trio. The I/O layer feeds it what it reads
 (:meth:`receive_data`, :meth:`receive_eof`), gets finished :class:`WSMessage` objects back, and
-writes :meth:`data_to_send` to the transport. Every frame, from any method, goes into one outbox
-in the order the methods were called, so the wire order is the call order.
+writes :meth:`data_to_send` (or :meth:`take_outbox`) to the transport. Every frame, from any
+method, goes into the one :class:`~trio_ws._outbox.Outbox` in the order the methods were
+called, so the wire order is the call order.
 
 Why not wsproto's framing: wsproto (1.3) parses a small frame in 5-6 µs and builds one in
 4-5 µs, through an event object per frame and its extension hooks, and masks in pure Python
@@ -88,25 +92,20 @@ from ._framing import (
     TEXT,
     MaskSource,
     ProtocolViolation,
-    build_frame,
     check_close_code,
     check_header,
     is_valid_close_code,
 )
+from ._outbox import NO_STATUS, Outbox
 from ._types import WSCloseCode, WSMessage, WSMsgType
 
 # check_close_code lives in _framing; it stays importable from here for the I/O layer.
 __all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "State", "check_close_code"]
 
-#: The close code of a close frame without one (RFC 6455 §7.1.5); never sent.
-_NO_STATUS: Final = 1005
-
 _BINARY_TYPE: Final = WSMsgType.BINARY
 # WSMessage is a NamedTuple; building it with tuple.__new__ skips a Python-level __new__ on
 # the per-message path.
 _tuple_new: Final = tuple.__new__
-#: take_outbox() writes pieces at least this big on their own instead of copying them.
-_JOIN_LIMIT: Final = 64 * 1024
 
 
 class _Frame(enum.IntEnum):
@@ -177,9 +176,7 @@ class ClientProtocol:
         "_frame_left",
         "_frame_opcode",
         "_head",
-        "_mask_source",
-        "_out",
-        "_out_size",
+        "_outbox",
         "close_code",
         "close_reason",
         "failure",
@@ -211,9 +208,8 @@ class ClientProtocol:
         self._autoping = autoping
         self._autoclose = autoclose
         self._defer_failure_close = defer_failure_close
-        self._mask_source = mask_source
-        self._out: list[bytes] = []
-        self._out_size = 0
+        # Our frames wait here; the send methods below check the state, then feed it.
+        self._outbox = Outbox(mask_source, deflate)
 
         # Parser state. _head: the bytes of an incomplete frame header. _frame_left: payload
         # bytes of the frame being streamed still to come (0 = between frames).
@@ -291,17 +287,11 @@ class ClientProtocol:
     @property
     def outbox_size(self) -> int:
         """Bytes waiting in the outbox."""
-        return self._out_size
+        return self._outbox.size
 
     def data_to_send(self) -> bytes:
         """Take everything in the outbox, oldest first."""
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        self._out_size = 0
-        return data
+        return self._outbox.take()
 
     def take_outbox(self) -> list[bytes]:
         """Take everything in the outbox as pieces to write in order, oldest first.
@@ -309,26 +299,7 @@ class ClientProtocol:
         Small pieces are joined; a piece of 64 KiB or more stays on its own, so a big
         payload is written as it is instead of copied into one buffer with its header.
         """
-        out = self._out
-        if len(out) < 2 or self._out_size < _JOIN_LIMIT:
-            data = self.data_to_send()
-            return [data] if data else []
-        pieces: list[bytes] = []
-        run: list[bytes] = []
-        for piece in out:
-            if len(piece) >= _JOIN_LIMIT:
-                # Only payloads are this big, and each follows its own header: run is never
-                # empty here.
-                pieces.append(run[0] if len(run) == 1 else b"".join(run))
-                run = []
-                pieces.append(piece)
-            else:
-                run.append(piece)
-        if run:
-            pieces.append(run[0] if len(run) == 1 else b"".join(run))
-        out.clear()
-        self._out_size = 0
-        return pieces
+        return self._outbox.take_pieces()
 
     # ----------------------------------------------------------------------------------------
     # input
@@ -481,7 +452,7 @@ class ClientProtocol:
             if not self._autoping:
                 out.append(WSMessage(WSMsgType.PING, payload, None))
             elif self.state is _OPEN:  # no pong after our close frame (RFC 6455 §5.5.1)
-                self._out_size += build_frame(self._out, PONG, payload, False, self._mask_source)
+                self._outbox.control(PONG, payload)
             return False
         if opcode == PONG:
             if not self._autoping:
@@ -506,7 +477,7 @@ class ClientProtocol:
     def _on_close(self, payload: bytes) -> WSMessage:
         # RFC 6455 §5.5.1: the body, if any, starts with a 2-byte code, then a UTF-8 reason.
         if not payload:
-            code, reason = _NO_STATUS, ""  # RFC 6455 §7.1.5
+            code, reason = NO_STATUS, ""  # RFC 6455 §7.1.5
         elif len(payload) == 1:
             raise ProtocolViolation(PROTOCOL_ERROR, "a close frame with a 1-byte payload")
         else:
@@ -531,7 +502,7 @@ class ClientProtocol:
             # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response ... typically
             # echoing the status code it received". For 1005 (no code), an empty close frame.
             self.state = _CLOSED
-            self._append_close(code, "")
+            self._outbox.close(code)
         else:
             self.state = State.CLOSE_RECEIVED
         return WSMessage(WSMsgType.CLOSE, code, reason)
@@ -561,33 +532,16 @@ class ClientProtocol:
             return False
         self.state = _CLOSED
         assert isinstance(self.failure, WSProtocolError)
-        self._append_close(self.failure.code, "")
+        self._outbox.close(self.failure.code)
         return True
 
     # ----------------------------------------------------------------------------------------
-    # output
-
-    def _append_close(self, code: int, reason: str) -> None:
-        payload = b"" if code == _NO_STATUS else code.to_bytes(2, "big")
-        self._out_size += build_frame(
-            self._out, CLOSE, payload + reason.encode("utf-8"), False, self._mask_source
-        )
+    # output: the lifecycle check, then the outbox
 
     def _check_open(self) -> None:
         state = self.state
         if state is not _OPEN and state is not _FAILING:
             raise self.closed_error()
-
-    def _send_message(
-        self, opcode: int, payload: bytes | bytearray | memoryview, compress: bool
-    ) -> None:
-        deflate = self._deflate
-        if compress and deflate is not None:
-            self._out_size += build_frame(
-                self._out, opcode, deflate.compress(payload), True, self._mask_source
-            )
-        else:
-            self._out_size += build_frame(self._out, opcode, payload, False, self._mask_source)
 
     def send_text(self, data: str, compress: bool = True) -> None:
         """Queue a TEXT message.
@@ -600,12 +554,12 @@ class ClientProtocol:
             payload = data.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidArgument(f"a text that cannot be encoded as UTF-8: {exc}") from exc
-        self._send_message(TEXT, payload, compress)
+        self._outbox.message(TEXT, payload, compress)
 
     def send_bytes(self, data: bytes | bytearray | memoryview, compress: bool = True) -> None:
         """Queue a BINARY message (``compress`` as for :meth:`send_text`)."""
         self._check_open()
-        self._send_message(BINARY, data, compress)
+        self._outbox.message(BINARY, data, compress)
 
     def send_frame(self, data: bytes, opcode: int, compress: bool = True) -> None:
         """Queue one frame with ``opcode`` (TEXT, BINARY, PING or PONG) and ``data`` as payload.
@@ -629,7 +583,7 @@ class ClientProtocol:
             except UnicodeDecodeError as exc:
                 raise InvalidArgument("a TEXT frame's payload must be UTF-8") from exc
             self._check_open()
-            self._send_message(TEXT, data, compress)
+            self._outbox.message(TEXT, data, compress)
         elif kind is _Frame.BINARY:
             self.send_bytes(data, compress)
         elif kind is _Frame.PING:
@@ -640,12 +594,12 @@ class ClientProtocol:
     def send_ping(self, payload: bytes = b"") -> None:
         """Queue a PING frame (payload at most 125 bytes)."""
         self._check_control(payload)
-        self._out_size += build_frame(self._out, PING, payload, False, self._mask_source)
+        self._outbox.control(PING, payload)
 
     def send_pong(self, payload: bytes = b"") -> None:
         """Queue an unsolicited PONG frame (payload at most 125 bytes)."""
         self._check_control(payload)
-        self._out_size += build_frame(self._out, PONG, payload, False, self._mask_source)
+        self._outbox.control(PONG, payload)
 
     def _check_control(self, payload: bytes) -> None:
         if len(payload) > MAX_CONTROL_PAYLOAD:
@@ -677,5 +631,5 @@ class ClientProtocol:
             self.state = _CLOSED
         else:
             return False
-        self._append_close(int(code), reason)
+        self._outbox.close(int(code), reason)
         return True
