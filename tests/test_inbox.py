@@ -14,9 +14,17 @@ def text(data: str) -> WSMessage:
     return WSMessage(WSMsgType.TEXT, data, None)
 
 
+class Owner:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def _error_taken(self) -> None:
+        self.calls.append("error taken")
+
+
 def make_inbox() -> tuple[Inbox, list[str]]:
-    calls: list[str] = []
-    return Inbox(lambda: calls.append("error taken")), calls
+    owner = Owner()
+    return Inbox(owner), owner.calls
 
 
 async def test_messages_come_out_in_order() -> None:

@@ -40,10 +40,12 @@ def unmask_frames(data: bytes) -> list[bytes]:
 
 
 class Failures:
+    """A writer's owner that records the failures it is told of."""
+
     def __init__(self) -> None:
         self.seen: list[BaseException] = []
 
-    def __call__(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException) -> None:
         self.seen.append(exc)
 
 

@@ -125,7 +125,7 @@ async def _connect(
         subprotocol=result.subprotocol,
         compress=deflate.client_max_window_bits if deflate is not None else 0,
         client_notakeover=deflate is not None and deflate.client_no_context_takeover,
-        response_headers=tuple(result.headers),
+        headers=result.headers,
     )
     core = ClientProtocol(
         deflate=deflate,

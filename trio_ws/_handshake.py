@@ -25,6 +25,7 @@ import enum
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
@@ -306,7 +307,9 @@ class ClientHandshake:
             if not sep or not _TOKEN.fullmatch(name):
                 self._reject(f"invalid header line {line[:100]!r}")
                 return
-            self._headers.append((name, value.strip(" \t")))
+            # Interned: idle connections are many, and most of their headers are the same
+            # strings (CPython frees an interned string with its last reference).
+            self._headers.append((sys.intern(name), sys.intern(value.strip(" \t"))))
         if self._status == 101:
             self._check_upgrade()
             return

@@ -28,23 +28,24 @@ completed, as a *batch*. The application is the only consumer: :meth:`Inbox.get`
   still delivered, then CLOSED forever. :meth:`~Inbox.discard` is ``close()``: queued messages
   are dropped, a waiting get returns CLOSING, later ones CLOSED.
 
-The inbox knows nothing of the connection. It tells its owner through one callback,
-``on_error_taken``, when the application takes an ERROR message (the connection then sends the
-close frame it deferred so that earlier messages could still be answered).
+The inbox knows nothing of the connection. It tells its owner (any object with the method of
+:class:`InboxOwner`) when the application takes an ERROR message: the connection then sends
+the close frame it deferred so that earlier messages could still be answered. An owner
+object rather than a callback: a stored bound method would cost every idle connection 64
+bytes.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from typing import Final, final
+from typing import Final, Protocol, final
 
 import trio
 
 from ._errors import WSTimeoutError
 from ._types import WS_CLOSED_MESSAGE, WS_CLOSING_MESSAGE, WSMessage, WSMsgType
 
-__all__ = ["HIGH_BYTES", "HIGH_MESSAGES", "Inbox"]
+__all__ = ["HIGH_BYTES", "HIGH_MESSAGES", "Inbox", "InboxOwner"]
 
 #: The reader pauses while the queue holds this many messages...
 HIGH_MESSAGES: Final = 1024
@@ -54,12 +55,19 @@ HIGH_BYTES: Final = 1024 * 1024
 _DATA_TYPES: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 
 
+class InboxOwner(Protocol):
+    """What the inbox tells its owner."""
+
+    def _error_taken(self) -> None:
+        """:meth:`Inbox.get` handed out an ERROR message (called synchronously)."""
+
+
 @final
 class Inbox:
     """The messages the reader delivered and the application has not taken yet.
 
     Args:
-        on_error_taken: called (synchronously) when :meth:`get` hands out an ERROR message.
+        owner: told when the application takes an ERROR message.
     """
 
     # Slots: thousands of idle connections are a use case.
@@ -68,7 +76,7 @@ class Inbox:
         "_bytes",
         "_discarded",
         "_finished",
-        "_on_error_taken",
+        "_owner",
         "_queue",
         "_receiving",
         "_space",
@@ -76,8 +84,8 @@ class Inbox:
         "_yielded_batch",
     )
 
-    def __init__(self, on_error_taken: Callable[[], None]) -> None:
-        self._on_error_taken = on_error_taken
+    def __init__(self, owner: InboxOwner) -> None:
+        self._owner = owner
         # A deque only while messages wait: an empty one costs 760 bytes per idle connection.
         self._queue: deque[WSMessage] | tuple[()] = ()
         self._bytes = 0
@@ -240,7 +248,7 @@ class Inbox:
         if kind in _DATA_TYPES:
             self._bytes -= len(msg.data)
         elif kind is WSMsgType.ERROR:
-            self._on_error_taken()
+            self._owner._error_taken()
         if (
             self._space is not None
             and len(self._queue) < HIGH_MESSAGES // 2

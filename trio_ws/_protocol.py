@@ -217,7 +217,7 @@ class ClientProtocol:
         self._frame_left = 0
         self._frame_opcode = 0
         self._frame_fin = False
-        self._control_payload = bytearray()
+        self._control_payload = b""  # a control frame that spans reads (at most 125 bytes)
 
         #: Where the connection is; see :class:`State`.
         self.state = State.OPEN
@@ -406,7 +406,7 @@ class ClientProtocol:
                     if self._control(opcode, buf[start:end], out):
                         return
                     continue
-                self._control_payload.clear()
+                self._control_payload = b""
             else:
                 if opcode == CONTINUATION:
                     asm.next_fragment(length)
@@ -434,7 +434,7 @@ class ClientProtocol:
         if opcode >= CLOSE:
             self._control_payload += data
             if last:
-                return self._control(opcode, bytes(self._control_payload), out)
+                return self._control(opcode, self._control_payload, out)
             return False
         msg = self._assembler.feed(data, last and self._frame_fin)
         if msg is not None:

@@ -22,9 +22,10 @@ decides how the outbox reaches the transport, with three guarantees:
    task writes what it took from the outbox (whole frames) in a shielded scope that only the
    writer cancels (:meth:`Writer.close`) or times out (:meth:`Writer.limit`), so even the
    nursery's cancellation never cuts a frame; the connection bounds that with a short grace.
-3. **Failures are recorded, never raised into a nursery.** A failed write calls
-   ``on_failure`` with a :class:`WSConnectionError` chaining the cause; the connection records
-   it and the application's next call raises it.
+3. **Failures are recorded, never raised into a nursery.** A failed write is handed to the
+   owner (:class:`WriterOwner`) as a :class:`WSConnectionError` chaining the cause; the
+   connection records it and the application's next call raises it. (An owner object rather
+   than a callback: a stored bound method would cost every idle connection 64 bytes.)
 
 Batching: only the first write of each scheduling round is direct (the reader re-arms the
 direct path with :meth:`Writer.next_round` after each read, the flush task when it ends).
@@ -39,14 +40,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final
 
 import trio
 
 from ._errors import WSConnectionError
 from ._protocol import ClientProtocol
 
-__all__ = ["HIGH_WATER", "SEND_BATCH", "Writer"]
+__all__ = ["HIGH_WATER", "SEND_BATCH", "Writer", "WriterOwner"]
 
 #: Senders wait (in FIFO order) while this many bytes are queued and not yet written.
 HIGH_WATER: Final = 64 * 1024
@@ -60,6 +61,13 @@ _MAX_PIECE: Final = 64 * 1024
 _CAN_WRITE_DIRECTLY: Final = hasattr(os, "writev")
 
 
+class WriterOwner(Protocol):
+    """What the writer tells its owner."""
+
+    def _fail(self, exc: BaseException) -> None:
+        """A write failed: ``exc`` is a :class:`WSConnectionError` (called synchronously)."""
+
+
 @final
 class Writer:
     """Writes the core's outbox to the stream; see the module docstring.
@@ -68,7 +76,7 @@ class Writer:
         stream: the transport.
         core: the protocol core whose outbox is written.
         nursery: where flush tasks run (the connection's).
-        on_failure: called with a :class:`WSConnectionError` when a write fails.
+        owner: told when a write fails.
     """
 
     # Slots: thousands of idle connections are a use case.
@@ -82,7 +90,7 @@ class Writer:
         "_flushing",
         "_lock",
         "_nursery",
-        "_on_failure",
+        "_owner",
         "_pending",
         "_pending_size",
         "_scope",
@@ -97,12 +105,12 @@ class Writer:
         stream: trio.abc.Stream,
         core: ClientProtocol,
         nursery: trio.Nursery,
-        on_failure: Callable[[BaseException], None],
+        owner: WriterOwner,
     ) -> None:
         self._stream = stream
         self._core = core
         self._nursery = nursery
-        self._on_failure = on_failure
+        self._owner = owner
         self._sock = (
             stream.socket
             if _CAN_WRITE_DIRECTLY and isinstance(stream, trio.SocketStream)
@@ -110,7 +118,8 @@ class Writer:
         )
         self._lock: trio.Lock | None = None  # made on first contention: idle connections are many
         # Bytes taken from the outbox and not written yet (always before the outbox's).
-        self._pending: list[bytes | memoryview] = []
+        # (A tuple while empty: no list per idle connection.)
+        self._pending: list[bytes | memoryview] | tuple[()] = ()
         self._pending_size = 0
         self._started = False  # part of _pending was written: abandoning it cuts a frame
         self._flushing = False  # a flush task is scheduled or running, or write_out is
@@ -178,7 +187,7 @@ class Writer:
 
         Written at once: the first write of a round, and a backlog at the high-water mark
         (the kernel takes it without waiting; only what it refuses is backpressure). Never
-        waits and never raises; a failed direct write is reported to ``on_failure``.
+        waits and never raises; a failed direct write is reported to the owner.
         """
         if self._closed or not self._core.outbox_size:
             return
@@ -336,7 +345,7 @@ class Writer:
                 written -= size
                 done += 1
             if done == len(pending):
-                pending.clear()
+                self._pending = ()
                 self._started = False
                 return
             self._started = True
@@ -349,7 +358,7 @@ class Writer:
     def _abandon(self) -> None:
         if self._started:
             self._cut = True
-        self._pending = []
+        self._pending = ()
         self._pending_size = 0
         self._started = False
 
@@ -361,7 +370,7 @@ class Writer:
         self._wake_drained()
         err = WSConnectionError(f"the connection broke while sending: {exc!r}")
         err.__cause__ = exc
-        self._on_failure(err)
+        self._owner._fail(err)
 
     async def _wait_drained(self) -> None:
         event = self._drained
