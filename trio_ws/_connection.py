@@ -333,7 +333,9 @@ class ClientWebSocket:
         """
         if not isinstance(data, str):
             raise WSMessageTypeError(f"send_str() takes a str, not {type(data).__name__}")
-        await self._writer.send(self._core.send_text, data, compress_flag(compress))
+        await self._writer.send(
+            self._core.send_text, data, compress is None or compress_flag(compress)
+        )
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, compress: int | None = None
@@ -348,7 +350,9 @@ class ClientWebSocket:
             raise WSMessageTypeError(
                 f"send_bytes() takes bytes, bytearray or memoryview, not {type(data).__name__}"
             )
-        await self._writer.send(self._core.send_bytes, data, compress_flag(compress))
+        await self._writer.send(
+            self._core.send_bytes, data, compress is None or compress_flag(compress)
+        )
 
     async def send_json(
         self,

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, Protocol, cast, final
 
 import trio
 
@@ -319,7 +319,8 @@ class Writer:
 
     def _take(self) -> None:
         self._pending_size = self._core.outbox_size
-        self._pending = list(self._core.take_outbox())
+        # A fresh list: ours to change (a written part of a piece is replaced by a view).
+        self._pending = cast("list[bytes | memoryview]", self._core.take_outbox())
 
     def _write_some(self) -> None:
         """Write as much of ``_pending`` as the socket takes now, without waiting.
