@@ -70,12 +70,35 @@ def test_docstring_documents_every_option_once_in_order() -> None:
 def test_public_functions_take_the_options_only_as_typed_kwargs(
     function: Any, named: list[str]
 ) -> None:
-    """open_ws/connect_ws spell no option out: only ``**options: Unpack[WSOptions]``."""
-    params = inspect.signature(function).parameters
-    assert list(params) == [*named, "options"]
-    assert params["options"].kind is inspect.Parameter.VAR_KEYWORD
+    """open_ws/connect_ws spell no option out in their code: only
+    ``**options: Unpack[WSOptions]`` (their ``__signature__`` is generated, see below)."""
+    code = function.__code__
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    assert [*names, code.co_varnames[len(names)]] == [*named, "options"]
+    assert code.co_flags & inspect.CO_VARKEYWORDS
     hints = typing.get_type_hints(function)
     assert hints["options"] == Unpack[WSOptions]
+
+
+@pytest.mark.parametrize(
+    ("function", "named"),
+    [
+        pytest.param(trio_ws.open_ws, ["url", "stream"], id="open_ws"),
+        pytest.param(trio_ws.connect_ws, ["nursery", "url", "stream"], id="connect_ws"),
+    ],
+)
+def test_signatures_show_every_option_with_its_default(function: Any, named: list[str]) -> None:
+    """help(), inspect.signature() and tools that read it see each option by name, as a
+    keyword-only parameter with the default and type of ConnectOptions."""
+    params = inspect.signature(function).parameters
+    fields = attrs.fields(ConnectOptions)
+    assert list(params) == [*named, *(field.name for field in fields)]
+    defaults = ConnectOptions()
+    for field in fields:
+        param = params[field.name]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY
+        assert param.default == getattr(defaults, field.name)
+        assert param.annotation == field.type
 
 
 def test_defaults() -> None:

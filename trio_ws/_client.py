@@ -26,11 +26,13 @@ stream is closed before the error propagates.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Unpack
+from typing import Any, Unpack
 
+import attrs
 import trio
 
 from ._connection import ClientWebSocket, _Negotiated
@@ -179,6 +181,29 @@ async def connect_ws(
     return await _connect(nursery, url, stream, make_options(options))
 
 
+def _spell_out_options(function: Callable[..., Any]) -> None:
+    """Give ``function`` a ``__signature__`` that lists every option of :class:`ConnectOptions`
+    as a keyword-only parameter with its default: ``help()``, IDEs without PEP 692 and tools
+    that read ``inspect.signature`` see the options by name. Generated from the class, so an
+    option is still written only there and in ``WSOptions``."""
+    signature = inspect.signature(function)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    defaults = ConnectOptions()
+    params += [
+        inspect.Parameter(
+            field.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=getattr(defaults, field.name),
+            annotation=field.type,
+        )
+        for field in attrs.fields(ConnectOptions)
+    ]
+    function.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+
+
+_spell_out_options(connect_ws)
+
+
 @asynccontextmanager
 async def open_ws(
     url: str, *, stream: trio.abc.Stream | None = None, **options: Unpack[WSOptions]
@@ -244,3 +269,6 @@ async def open_ws(
             body_exc = group.exceptions[0]
     if body_exc is not None:
         raise body_exc
+
+
+_spell_out_options(open_ws)
