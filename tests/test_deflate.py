@@ -113,3 +113,34 @@ def test_a_stream_ended_with_bfinal_needs_no_tail() -> None:
         compressor = zlib.compressobj(wbits=-15)
         whole = compressor.compress(word) + compressor.flush(zlib.Z_FINISH)
         assert ext.inflate(whole) + ext.end_message() == word
+
+
+def sync_flushed(data: bytes) -> bytes:
+    """A message's payload as RFC 7692 §7.2.1 makes it: sync flush, tail removed."""
+    compressor = zlib.compressobj(wbits=-15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def finished(data: bytes) -> bytes:
+    """A whole DEFLATE stream (its last block has BFINAL set)."""
+    compressor = zlib.compressobj(wbits=-15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(sync_flushed(b"one call"), id="sync-flushed"),
+        pytest.param(finished(b"one call"), id="bfinal"),
+        pytest.param(finished(b"one ") + sync_flushed(b"call"), id="a-stream-then-another"),
+        pytest.param(finished(b"one ") + finished(b"call"), id="two-whole-streams"),
+    ],
+)
+def test_inflate_message_is_inflate_then_end_message(payload: bytes) -> None:
+    """A whole message in one call gives what inflate() plus end_message() give, and leaves
+    the next message as they would."""
+    one, two = ClientDeflate(), ClientDeflate()
+    for _ in range(2):
+        assert one.inflate_message(payload) == two.inflate(payload) + two.end_message()
+        assert one.inflate_message(sync_flushed(b"next")) == b"next"
+        assert two.inflate(sync_flushed(b"next")) + two.end_message() == b"next"

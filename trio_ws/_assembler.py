@@ -168,7 +168,7 @@ class Assembler:
         """
         deflate = self._deflate
         assert deflate is not None, "RSV1 without permessage-deflate reached the fast path"
-        data = deflate.inflate(payload) + deflate.end_message()
+        data = deflate.inflate_message(payload)
         if opcode == BINARY:
             return _tuple_new(WSMessage, (_BINARY_TYPE, data, None))
         return self.whole_text(data)

@@ -99,8 +99,11 @@ class ClientDeflate:
     # ----------------------------------------------------------------------------------------
     # inbound
 
-    def inflate(self, data: bytes | memoryview) -> bytes:
+    def inflate(self, data: bytes | memoryview, *, with_tail: bool = False) -> bytes:
         """Inflate the next piece of a compressed message's payload.
+
+        ``with_tail``: ``data`` ends with the tail of :meth:`inflate_message`, to be dropped
+        if the stream ended before it.
 
         Raises:
             ProtocolViolation: invalid compressed data (1007), or the message inflates past
@@ -108,7 +111,7 @@ class ClientDeflate:
         """
         if data:
             self._stream_ended = False
-        parts: list[bytes] = []
+        parts: list[bytes] | None = None  # only if the stream ends inside (rare)
         max_msg_size = self.max_msg_size
         while True:
             decompressor = self._decompressor
@@ -129,17 +132,25 @@ class ClientDeflate:
                     f"a compressed message inflates past max_msg_size={max_msg_size}",
                 )
             self._inflated += len(out)
-            parts.append(out)
             if not decompressor.eof:
+                if parts is None:
+                    return out  # the usual case: one call
+                parts.append(out)
                 break
+            if parts is None:
+                parts = [out]
+            else:
+                parts.append(out)
             # A block with BFINAL set ended the DEFLATE stream: RFC 7692 §7.2.3.4 allows it
             # (for zlibs without a sync flush), and whatever follows starts a new stream.
             self._decompressor = None
             data = decompressor.unused_data
-            if not data:
+            if not data or (with_tail and data == _DEFLATE_TAIL):
+                # Complete: the tail (LEN and NLEN of an empty stored block whose header
+                # bits are in the byte before) has nothing to complete.
                 self._stream_ended = True
                 break
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return b"".join(parts)
 
     def end_message(self) -> bytes:
         """The compressed message's last frame is in: inflate what the tail completes.
@@ -154,6 +165,26 @@ class ClientDeflate:
                 # bits are in the byte before) has nothing to complete.
                 return b""
             data = self.inflate(_DEFLATE_TAIL)
+            if self.server_no_context_takeover:
+                self._decompressor = None
+            return data
+        finally:
+            self._inflated = 0
+            self._stream_ended = False
+
+    def inflate_message(self, payload: bytes) -> bytes:
+        """A whole compressed message that arrived in one frame: one ``decompress`` call,
+        with the tail appended (RFC 7692 §7.2.2), instead of :meth:`inflate` then
+        :meth:`end_message` (two calls, the cost of a small message).
+
+        If the payload already ended the DEFLATE stream (BFINAL), the tail is dropped, as
+        :meth:`end_message` drops it.
+
+        Raises:
+            ProtocolViolation: as :meth:`inflate`.
+        """
+        try:
+            data = self.inflate(payload + _DEFLATE_TAIL, with_tail=True)
             if self.server_no_context_takeover:
                 self._decompressor = None
             return data
