@@ -305,8 +305,10 @@ async def test_a_socket_that_takes_the_backlog_is_no_backpressure() -> None:
             if task is me:
                 steps += 1
 
-    count = SEND_BATCH - 1
     payload = b"p" * (HIGH_WATER // 8)
+    # As many sends as fit in one batch (a unit per send and per 4 KiB): well past the mark.
+    count = (SEND_BATCH - 1) // (1 + len(payload) // 4096)
+    assert count * len(payload) > 2 * HIGH_WATER
     with socket_pair() as (stream, peer):
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         async with writer_on(stream) as (writer, core, _):
@@ -323,3 +325,33 @@ async def test_a_socket_that_takes_the_backlog_is_no_backpressure() -> None:
             await writer.drain()
             received += read_all(peer)
     assert unmask_frames(received) == [payload] * count
+
+
+async def test_big_messages_yield_as_often_as_their_size_says() -> None:
+    """A loop sending 1 MiB messages yields at every one of them (256 KiB of sends at most),
+    even though the socket takes them at once: the reader must get to run."""
+    steps = 0
+    me = trio.lowlevel.current_task()
+
+    class Steps(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            nonlocal steps
+            if task is me:
+                steps += 1
+
+    with socket_pair() as (stream, peer):
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024 * 1024)
+        async with writer_on(stream) as (writer, core, _):
+            instrument = Steps()
+            trio.lowlevel.add_instrument(instrument)
+            received = b""
+            try:
+                for count in range(1, 4):
+                    await writer.send(core.send_bytes, b"m" * (1 << 20))
+                    received += read_all(peer)
+                    assert steps == count
+            finally:
+                trio.lowlevel.remove_instrument(instrument)
+            await writer.drain()
+            received += read_all(peer)
+    assert len(unmask_frames(received)) == 3

@@ -32,8 +32,10 @@ direct path with :meth:`Writer.next_round` after each read, the flush task when 
 Sends that follow in the same round only append to the outbox, and the flush task writes
 them all with one system call once the sending task yields. A ping-pong client thus writes
 each message at once (no extra scheduler pass per round trip) and a pipelining client
-writes many messages per system call. A send yields (without raising) once every
-:data:`SEND_BATCH` sends, so a sending loop cannot starve the reader or other tasks.
+writes many messages per system call. A send yields (without raising) once the sends since
+the last yield reach :data:`SEND_BATCH` units (a unit per message and per 4 KiB of it: 64
+small messages, or about 256 KiB), so a sending loop cannot starve the reader or other tasks,
+and big messages let the reader run as often as they would if each waited for the socket.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ __all__ = ["HIGH_WATER", "SEND_BATCH", "Writer", "WriterOwner"]
 
 #: Senders wait (in FIFO order) while this many bytes are queued and not yet written.
 HIGH_WATER: Final = 64 * 1024
-#: A send yields to the scheduler once every this many sends.
+#: A send yields to the scheduler once this many units were sent since the last yield: one
+#: unit per message, and one more per 4 KiB (``_UNIT_SHIFT``) of it.
 SEND_BATCH: Final = 64
+_UNIT_SHIFT: Final = 12
 #: The most buffers one ``writev`` is given (Linux allows 1024).
 _MAX_IOV: Final = 512
 #: The most one ``send_all`` of a stream that is not a socket is given (see _write_all).
@@ -156,14 +160,17 @@ class Writer:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         lock = self._lock
+        core = self._core
         if (lock is not None and lock.locked()) or (
             self.backlog >= HIGH_WATER and not self._relieve()
         ):
             await self._send_in_turn(produce, args)
+            self._sends += 1 + (core.outbox_size >> _UNIT_SHIFT)
         else:
+            before = core.outbox_size
             produce(*args)
+            self._sends += 1 + ((core.outbox_size - before) >> _UNIT_SHIFT)
         self.flush()
-        self._sends += 1
         if self._sends >= SEND_BATCH:
             self._sends = 0
             await trio.lowlevel.cancel_shielded_checkpoint()
