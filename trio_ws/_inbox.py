@@ -82,6 +82,7 @@ class Inbox:
         "_space",
         "_waiter",
         "_yielded_batch",
+        "_yielded_before_park",
     )
 
     def __init__(self, owner: InboxOwner) -> None:
@@ -96,6 +97,7 @@ class Inbox:
         self._space: trio.Event | None = None  # set when the paused reader may go on
         self._finished = False
         self._discarded = False
+        self._yielded_before_park = False
 
     # ----------------------------------------------------------------------------------------
     # the producer's side (the reader task)
@@ -209,6 +211,15 @@ class Inbox:
             if self._finished:
                 await trio.lowlevel.checkpoint()
                 return WS_CLOSED_MESSAGE
+            if not self._yielded_before_park:
+                # Once before parking, a pass through the scheduler (cancel-shielded: not a
+                # cancel point): measured on W1 (ping-pong), letting the loop poll once before
+                # the task waits for the reply is faster than waiting at once (an idle CPU
+                # wakes up slowly), 11.5k against 9.5k round trips/s.
+                self._yielded_before_park = True
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                continue
+            self._yielded_before_park = False
             if deadline is None:
                 if await self._park():
                     return self._pop()
