@@ -18,7 +18,7 @@ completed, as a *batch*. The application is the only consumer: :meth:`Inbox.get`
   message.
 * **One yield per read.** A get that finds a message waiting takes it at once, after checking
   for cancellation, and yields to the scheduler only if the reader delivered a new batch since
-  the consumer last yielded. A firehose then costs one schedule per read (up to 256 KiB of
+  the consumer last yielded. A firehose then costs one schedule per read (up to 128 KiB of
   messages) instead of one per message, and still cannot starve other tasks for longer than
   one read's worth of messages. (Trio's rule that every async call yields is bent here on
   purpose; ``docs/concurrency.rst`` says so.)
