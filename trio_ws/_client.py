@@ -40,7 +40,7 @@ from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WS
 from ._handshake import ClientHandshake
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
-from ._transport import open_stream
+from ._transport import open_stream, write_now
 from ._url import parse_url
 
 __all__ = ["connect_ws", "open_ws"]
@@ -62,7 +62,10 @@ async def _handshake(
     stream: trio.abc.Stream, hs: ClientHandshake
 ) -> tuple[trio.abc.Stream, ClientHandshake]:
     try:
-        await stream.send_all(hs.request_bytes())
+        request = hs.request_bytes()
+        sent = write_now(stream, request)
+        if sent < len(request):
+            await stream.send_all(memoryview(request)[sent:])
         body_deadline = math.inf
         while not hs.done:
             if not hs.in_body:
@@ -75,7 +78,7 @@ async def _handshake(
                 await _read_response(stream, hs)
                 continue
             hs.finish_body()
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         raise WSConnectionError(
             f"the connection to {hs.target.url} broke during the opening handshake: {exc}"
         ) from exc

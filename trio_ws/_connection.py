@@ -59,7 +59,7 @@ from ._framing import check_close_code, close_reason, compress_flag, control_pay
 from ._heartbeat import Heartbeat
 from ._inbox import Inbox
 from ._protocol import ClientProtocol
-from ._transport import extra_info
+from ._transport import close_now, extra_info
 from ._types import ClientWSTimeout, WSCloseCode, WSMessage, WSMsgType
 from ._writer import Writer
 
@@ -493,7 +493,7 @@ class ClientWebSocket:
         self._inbox.finish()
         if not self._transport_closed:
             self._transport_closed = True
-            await trio.aclose_forcefully(self._stream)
+            await close_now(self._stream)
 
     # ----------------------------------------------------------------------------------------
     # failures and deliveries (synchronous: any task may call them)

@@ -8,15 +8,19 @@ chained as ``__cause__``. A certificate that does not verify fails the handshake
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl as _ssl
-from typing import Any
+from typing import Any, Final
 
 import trio
 
 from ._errors import InvalidArgument, WSConnectionError, WSTLSError
 from ._url import Target
 
-__all__ = ["extra_info", "open_stream", "ssl_context"]
+__all__ = ["close_now", "extra_info", "open_stream", "ssl_context", "write_now"]
+
+#: Writing to a socket's file descriptor needs ``os.write`` on sockets (not Windows).
+_CAN_WRITE_NOW: Final = os.name == "posix"
 
 
 def ssl_context(ssl: bool | _ssl.SSLContext) -> _ssl.SSLContext:
@@ -91,6 +95,33 @@ async def _open_tcp(host: str, port: int) -> trio.SocketStream:
         sock.close()
         raise
     return trio.SocketStream(sock)
+
+
+def write_now(stream: trio.abc.Stream, data: bytes) -> int:
+    """Write to a plain TCP stream what its socket takes at once, without waiting or a trip
+    through the scheduler (the opening handshake's request: one pass less per connection).
+
+    Returns the number of bytes written: 0 for streams that are not a ``trio.SocketStream``
+    (TLS, ``stream=``) or when the socket's buffer is full.
+
+    Raises:
+        OSError: the socket failed.
+    """
+    if not (_CAN_WRITE_NOW and isinstance(stream, trio.SocketStream)):
+        return 0
+    try:
+        return os.write(stream.socket.fileno(), data)
+    except (BlockingIOError, InterruptedError):
+        return 0
+
+
+async def close_now(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` forcefully. A plain TCP socket is closed at once (closing it never
+    blocks); other streams go through ``trio.aclose_forcefully``."""
+    if isinstance(stream, trio.SocketStream):
+        stream.socket.close()
+    else:
+        await trio.aclose_forcefully(stream)
 
 
 def extra_info(stream: trio.abc.Stream, name: str, default: Any = None) -> Any:

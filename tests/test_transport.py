@@ -1,0 +1,57 @@
+"""The transport helpers that write and close without a trip through the scheduler."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+import trio.testing
+
+from trio_ws._transport import close_now, write_now
+
+
+def socket_stream_pair() -> tuple[trio.SocketStream, socket.socket]:
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    return trio.SocketStream(trio.socket.from_stdlib_socket(ours)), theirs
+
+
+async def test_write_now_writes_what_the_socket_takes() -> None:
+    """On a TCP-like socket the bytes go out at once; a full buffer takes nothing (0)."""
+    stream, peer = socket_stream_pair()
+    with peer:
+        assert write_now(stream, b"request") == 7
+        assert peer.recv(100) == b"request"
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        while write_now(stream, b"x" * 65536):
+            pass  # fill the buffers: the peer does not read
+        assert write_now(stream, b"more") == 0
+        await close_now(stream)
+
+
+async def test_write_now_leaves_other_streams_to_send_all() -> None:
+    """TLS or a user's stream: write_now writes nothing, the caller uses send_all."""
+    client, _server = trio.testing.memory_stream_pair()
+    assert write_now(client, b"request") == 0
+
+
+async def test_write_now_raises_when_the_socket_failed() -> None:
+    """A socket whose peer is gone raises OSError (the caller turns it into our error)."""
+    stream, peer = socket_stream_pair()
+    peer.close()
+    with pytest.raises(OSError):
+        write_now(stream, b"request")
+    await close_now(stream)
+
+
+async def test_close_now_closes_sockets_and_other_streams() -> None:
+    """A socket stream is closed at once; other streams through aclose_forcefully."""
+    stream, peer = socket_stream_pair()
+    with peer:
+        await close_now(stream)
+        assert stream.socket.fileno() == -1
+        assert peer.recv(10) == b""
+    client, server = trio.testing.memory_stream_pair()
+    await close_now(client)
+    assert await server.receive_some() == b""
