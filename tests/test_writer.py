@@ -165,7 +165,7 @@ async def test_backpressure_waits_before_queuing(autojump_clock: trio.testing.Mo
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(drain_peer)
                 await writer.send(core.send_bytes, b"last")
-                await writer.drain()
+                await writer.write_out()
                 await trio.sleep(1)
                 nursery.cancel_scope.cancel()
             payloads = unmask_frames(received)
@@ -191,7 +191,7 @@ async def test_other_streams_are_written_by_the_flush_task() -> None:
     async with writer_on(client) as (writer, core, _):
         for payload in (b"1", b"2"):
             await writer.send(core.send_bytes, payload)
-        await writer.drain()
+        await writer.write_out()
         assert unmask_frames(await server.receive_some()) == [b"1", b"2"]
 
 
@@ -214,10 +214,10 @@ class FailingStream(trio.abc.Stream):
 
 
 async def test_a_failing_stream_is_reported_not_raised() -> None:
-    """Any exception from send_all reaches on_failure as WSConnectionError, not the nursery."""
+    """Any exception from send_all reaches the owner as WSConnectionError, not the nursery."""
     async with writer_on(FailingStream()) as (writer, core, failures):
         await writer.send(core.send_bytes, b"x")
-        await writer.drain()
+        await writer.write_out()
     [err] = failures.seen
     assert isinstance(err, WSConnectionError)
     assert isinstance(err.__cause__, RuntimeError)
@@ -230,7 +230,7 @@ async def test_a_broken_socket_is_reported_by_a_direct_write() -> None:
         async with writer_on(stream) as (writer, core, failures):
             await writer.send(core.send_bytes, b"x")
             await writer.send(core.send_bytes, b"y")
-            await writer.drain()
+            await writer.write_out()
         [err] = failures.seen
         assert isinstance(err, WSConnectionError)
         assert isinstance(err.__cause__, OSError)
@@ -244,7 +244,7 @@ async def test_close_stops_a_blocked_write_and_marks_the_stream_cut() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert writer.backlog > 0
         writer.close()
-        await writer.drain()
+        await writer.write_out()
     assert writer.cut
     assert failures.seen == []
 
@@ -288,7 +288,7 @@ async def test_big_payloads_reach_other_streams_in_slices() -> None:
     payload = bytes(range(256)) * 4096
     async with writer_on(stream) as (writer, core, _):  # type: ignore[arg-type]
         await writer.send(core.send_bytes, payload)
-        await writer.drain()
+        await writer.write_out()
     assert max(sizes) <= 64 * 1024
     assert unmask_frames(bytes(stream.data)) == [payload]
 
@@ -322,7 +322,7 @@ async def test_a_socket_that_takes_the_backlog_is_no_backpressure() -> None:
                 assert steps == 0
             finally:
                 trio.lowlevel.remove_instrument(instrument)
-            await writer.drain()
+            await writer.write_out()
             received += read_all(peer)
     assert unmask_frames(received) == [payload] * count
 
@@ -352,6 +352,6 @@ async def test_big_messages_yield_as_often_as_their_size_says() -> None:
                     assert steps == count
             finally:
                 trio.lowlevel.remove_instrument(instrument)
-            await writer.drain()
+            await writer.write_out()
             received += read_all(peer)
     assert len(unmask_frames(received)) == 3

@@ -439,8 +439,8 @@ class ClientWebSocket:
             with trio.move_on_at(deadline) as scope:
                 core.send_close(code, reason)
                 await self._writer.write_out()
-                await self._wait_until(lambda: core.input_done)
-                # RFC 6455 §7.1.1: the server closes TCP first.
+                # The server's close frame, then its TCP close (RFC 6455 §7.1.1: the server
+                # closes first): the reader ends at that EOF.
                 await self._wait_until(lambda: self._reader_done)
             if scope.cancelled_caught and not core.input_done:
                 core.fail(

@@ -40,6 +40,7 @@ and big messages let the reader run as often as they would if each waited for th
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any, Final, Protocol, cast, final
@@ -128,7 +129,7 @@ class Writer:
         self._started = False  # part of _pending was written: abandoning it cuts a frame
         self._flushing = False  # a flush task is scheduled or running, or write_out is
         self._scope: trio.CancelScope | None = None  # the flush task's write of one take
-        self._deadline = float("inf")  # when a write in progress is given up
+        self._deadline = math.inf  # when a write in progress is given up (a shared float)
         self._direct_ok = True
         self._sends = 0
         self._drained: trio.Event | None = None
@@ -223,12 +224,6 @@ class Writer:
             self._fail(exc)
             return True  # nothing more will be written
         return not self._pending
-
-    async def drain(self) -> None:
-        """Wait until everything queued so far is written, or nothing more can be."""
-        self.flush()
-        while (self._flushing or self._core.outbox_size) and not self._closed:
-            await self._wait_drained()
 
     async def write_out(self) -> None:
         """Write everything queued, in the calling task, unless the stream was cut.
