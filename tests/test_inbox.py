@@ -9,6 +9,8 @@ import trio.testing
 from trio_ws import WSMessage, WSMsgType, WSTimeoutError
 from trio_ws._inbox import HIGH_BYTES, HIGH_MESSAGES, Inbox
 
+from .scheduling import counting_steps
+
 
 def text(data: str) -> WSMessage:
     return WSMessage(WSMsgType.TEXT, data, None)
@@ -49,25 +51,11 @@ async def test_a_parked_get_is_woken_by_a_delivery(autojump_clock: trio.testing.
         assert trio.current_time() == 5
 
 
-class StepCounter(trio.abc.Instrument):
-    """Counts the steps of one task: each step after the first follows one yield."""
-
-    def __init__(self, task: trio.lowlevel.Task) -> None:
-        self.task = task
-        self.steps = 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task is self.task:
-            self.steps += 1
-
-
 async def test_one_yield_per_batch_not_per_message() -> None:
     """Taking a batch of queued messages yields once per batch, not once per message."""
     inbox, _ = make_inbox()
     inbox.deliver([text(str(i)) for i in range(100)])
-    counter = StepCounter(trio.lowlevel.current_task())
-    trio.lowlevel.add_instrument(counter)
-    try:
+    with counting_steps() as counter:
         for _ in range(100):
             await inbox.get(None)
         assert counter.steps == 1
@@ -75,8 +63,6 @@ async def test_one_yield_per_batch_not_per_message() -> None:
         await inbox.get(None)
         await inbox.get(None)
         assert counter.steps == 2
-    finally:
-        trio.lowlevel.remove_instrument(counter)
 
 
 async def test_get_is_a_cancel_point_even_with_a_message_waiting() -> None:

@@ -14,6 +14,8 @@ from trio_ws import WSConnectionError
 from trio_ws._protocol import ClientProtocol
 from trio_ws._writer import HIGH_WATER, SEND_BATCH, Writer
 
+from .scheduling import counting_steps
+
 pytestmark = pytest.mark.skipif(not hasattr(socket, "socketpair"), reason="needs socketpair")
 
 
@@ -114,27 +116,14 @@ async def test_sends_in_the_same_round_share_one_flush() -> None:
 
 async def test_a_send_loop_yields_once_per_batch() -> None:
     """A task sending in a loop yields once every SEND_BATCH sends, so others can run."""
-    steps = 0
-    me = trio.lowlevel.current_task()
-
-    class Steps(trio.abc.Instrument):
-        def before_task_step(self, task: trio.lowlevel.Task) -> None:
-            nonlocal steps
-            if task is me:
-                steps += 1
-
     with socket_pair() as (stream, peer):
         async with writer_on(stream) as (writer, core, _):
-            instrument = Steps()
-            trio.lowlevel.add_instrument(instrument)
-            try:
+            with counting_steps() as counter:
                 for _ in range(SEND_BATCH - 1):
                     await writer.send(core.send_bytes, b"x")
-                assert steps == 0
+                assert counter.steps == 0
                 await writer.send(core.send_bytes, b"x")
-                assert steps == 1
-            finally:
-                trio.lowlevel.remove_instrument(instrument)
+                assert counter.steps == 1
             await trio.testing.wait_all_tasks_blocked()
             assert unmask_frames(read_all(peer)) == [b"x"] * SEND_BATCH
 
@@ -295,16 +284,7 @@ async def test_big_payloads_reach_other_streams_in_slices() -> None:
 
 async def test_a_socket_that_takes_the_backlog_is_no_backpressure() -> None:
     """At the high-water mark the socket is written directly: while the kernel takes the
-    bytes, a send loop neither waits nor yields more than once per batch."""
-    steps = 0
-    me = trio.lowlevel.current_task()
-
-    class Steps(trio.abc.Instrument):
-        def before_task_step(self, task: trio.lowlevel.Task) -> None:
-            nonlocal steps
-            if task is me:
-                steps += 1
-
+    bytes, a send loop within one batch neither waits nor yields."""
     payload = b"p" * (HIGH_WATER // 8)
     # As many sends as fit in one batch (a unit per send and per 4 KiB): well past the mark.
     count = (SEND_BATCH - 1) // (1 + len(payload) // 4096)
@@ -312,16 +292,12 @@ async def test_a_socket_that_takes_the_backlog_is_no_backpressure() -> None:
     with socket_pair() as (stream, peer):
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         async with writer_on(stream) as (writer, core, _):
-            instrument = Steps()
-            trio.lowlevel.add_instrument(instrument)
-            try:
-                received = b""
+            received = b""
+            with counting_steps() as counter:
                 for _ in range(count):
                     await writer.send(core.send_bytes, payload)
                     received += read_all(peer)
-                assert steps == 0
-            finally:
-                trio.lowlevel.remove_instrument(instrument)
+                assert counter.steps == 0
             await writer.write_out()
             received += read_all(peer)
     assert unmask_frames(received) == [payload] * count
@@ -330,28 +306,15 @@ async def test_a_socket_that_takes_the_backlog_is_no_backpressure() -> None:
 async def test_big_messages_yield_as_often_as_their_size_says() -> None:
     """A loop sending 1 MiB messages yields at every one of them (256 KiB of sends at most),
     even though the socket takes them at once: the reader must get to run."""
-    steps = 0
-    me = trio.lowlevel.current_task()
-
-    class Steps(trio.abc.Instrument):
-        def before_task_step(self, task: trio.lowlevel.Task) -> None:
-            nonlocal steps
-            if task is me:
-                steps += 1
-
     with socket_pair() as (stream, peer):
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024 * 1024)
         async with writer_on(stream) as (writer, core, _):
-            instrument = Steps()
-            trio.lowlevel.add_instrument(instrument)
             received = b""
-            try:
+            with counting_steps() as counter:
                 for count in range(1, 4):
                     await writer.send(core.send_bytes, b"m" * (1 << 20))
                     received += read_all(peer)
-                    assert steps == count
-            finally:
-                trio.lowlevel.remove_instrument(instrument)
+                    assert counter.steps == count
             await writer.write_out()
             received += read_all(peer)
     assert len(unmask_frames(received)) == 3
