@@ -158,19 +158,13 @@ class ClientDeflate:
         Raises:
             ProtocolViolation: as :meth:`inflate`.
         """
-        try:
-            if self._stream_ended:
-                # The message's data ended with a block with BFINAL set: the stream is
-                # complete, and the tail (LEN and NLEN of an empty stored block whose header
-                # bits are in the byte before) has nothing to complete.
-                return b""
-            data = self.inflate(_DEFLATE_TAIL)
-            if self.server_no_context_takeover:
-                self._decompressor = None
-            return data
-        finally:
-            self._inflated = 0
-            self._stream_ended = False
+        if self._stream_ended:
+            # The message's data ended with a block with BFINAL set: the stream is complete,
+            # and the tail (LEN and NLEN of an empty stored block whose header bits are in
+            # the byte before) has nothing to complete.
+            self.reset_message()
+            return b""
+        return self.inflate_message(b"")
 
     def inflate_message(self, payload: bytes) -> bytes:
         """A whole compressed message that arrived in one frame: one ``decompress`` call,
@@ -189,8 +183,7 @@ class ClientDeflate:
                 self._decompressor = None
             return data
         finally:
-            self._inflated = 0
-            self._stream_ended = False
+            self.reset_message()
 
     def reset_message(self) -> None:
         """Forget the message being received (the connection ended or failed)."""
