@@ -165,8 +165,7 @@ class Writer:
         if (lock is not None and lock.locked()) or (
             self.backlog >= HIGH_WATER and not self._relieve()
         ):
-            await self._send_in_turn(produce, args)
-            self._sends += 1 + (core.outbox_size >> _UNIT_SHIFT)
+            self._sends += 1 + (await self._send_in_turn(produce, args) >> _UNIT_SHIFT)
         else:
             before = core.outbox_size
             produce(*args)
@@ -177,14 +176,18 @@ class Writer:
             await trio.lowlevel.cancel_shielded_checkpoint()
             self._direct_ok = True
 
-    async def _send_in_turn(self, produce: Callable[..., None], args: tuple[Any, ...]) -> None:
+    async def _send_in_turn(self, produce: Callable[..., None], args: tuple[Any, ...]) -> int:
+        """Backpressure: wait in FIFO order until the backlog is below the mark, then produce.
+        Returns the bytes produced."""
         lock = self._lock
         if lock is None:
             lock = self._lock = trio.Lock()
         async with lock:
             while self.backlog >= HIGH_WATER and not self._closed:
                 await self._wait_drained()
+            before = self._core.outbox_size
             produce(*args)
+            return self._core.outbox_size - before
 
     def next_round(self) -> None:
         """Other tasks ran since the last direct write: the next write may be direct again."""
@@ -226,10 +229,12 @@ class Writer:
         return not self._pending
 
     async def write_out(self) -> None:
-        """Write everything queued, in the calling task, unless the stream was cut.
+        """Write everything queued, in the calling task, unless the stream was cut: after a
+        running flush task (or another write_out) has ended.
 
-        For the closing paths that run shielded after the nursery was cancelled (so a flush
-        task could not run): the caller bounds the wait.
+        For the closing paths: ``close()``, and outer cancellation's going away, which runs
+        shielded after the nursery was cancelled (no flush task could start then). The
+        caller bounds the wait.
         """
         while self._flushing and not self._closed:
             await self._wait_drained()  # a flush task or another write_out is ending
