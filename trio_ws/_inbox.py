@@ -82,7 +82,6 @@ class Inbox:
         "_space",
         "_waiter",
         "_yielded_batch",
-        "_yielded_before_park",
     )
 
     def __init__(self, owner: InboxOwner) -> None:
@@ -97,7 +96,6 @@ class Inbox:
         self._space: trio.Event | None = None  # set when the paused reader may go on
         self._finished = False
         self._discarded = False
-        self._yielded_before_park = False
 
     # ----------------------------------------------------------------------------------------
     # the producer's side (the reader task)
@@ -197,6 +195,7 @@ class Inbox:
     async def _wait(self, timeout: float | None) -> WSMessage:
         deadline = trio.current_time() + timeout if timeout is not None else None
         discarded_at_start = self._discarded
+        yielded_before_park = False
         while True:
             if self._discarded:
                 await trio.lowlevel.checkpoint()
@@ -211,15 +210,15 @@ class Inbox:
             if self._finished:
                 await trio.lowlevel.checkpoint()
                 return WS_CLOSED_MESSAGE
-            if not self._yielded_before_park:
+            if not yielded_before_park:
                 # Once before parking, a pass through the scheduler (cancel-shielded: not a
                 # cancel point): measured on W1 (ping-pong), letting the loop poll once before
                 # the task waits for the reply is faster than waiting at once (an idle CPU
                 # wakes up slowly), 11.5k against 9.5k round trips/s.
-                self._yielded_before_park = True
+                yielded_before_park = True
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 continue
-            self._yielded_before_park = False
+            yielded_before_park = False
             if deadline is None:
                 if await self._park():
                     return self._pop()
