@@ -50,6 +50,7 @@ from trio_ws import (
     InvalidArgument,
     WSClosedError,
     WSConnectionError,
+    WSDecodeError,
     WSError,
     WSMessage,
     WSMsgType,
@@ -655,8 +656,6 @@ async def test_receive_json_on_invalid_json_raises_a_decode_error_with_the_messa
 ) -> None:
     """receive_json() on a TEXT message that is not JSON raises WSDecodeError carrying the
     message and the json error; the next receive gets the next message."""
-    from trio_ws import WSDecodeError  # new in the fix; imported here so the module loads
-
     async with open_pair(nursery) as (ws, peer):
         await peer.send(TextMessage(data="not json"))
         await peer.send(TextMessage(data='{"ok": 1}'))
