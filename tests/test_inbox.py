@@ -111,7 +111,6 @@ async def test_finish_delivers_the_rest_then_closed_forever() -> None:
     inbox, _ = make_inbox()
     inbox.deliver([text("last")])
     inbox.finish()
-    assert inbox.finished
     assert (await inbox.get(None)).data == "last"
     assert (await inbox.get(None)).type is WSMsgType.CLOSED
     assert (await inbox.get(None)).type is WSMsgType.CLOSED

@@ -101,11 +101,6 @@ class Inbox:
     # the producer's side (the reader task)
 
     @property
-    def finished(self) -> bool:
-        """Nothing more will be delivered."""
-        return self._finished
-
-    @property
     def discarded(self) -> bool:
         """:meth:`discard` was called: the application gave up its messages."""
         return self._discarded
