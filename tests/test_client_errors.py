@@ -767,6 +767,49 @@ async def test_connection_reset_gives_error_then_closed() -> None:
     assert ws.close_code == 1006
 
 
+async def test_big_frames_in_pieces_arrive_whole_over_tcp() -> None:
+    """Big frames that span many reads (read straight into one buffer on a plain socket)
+    arrive whole and in order with the small messages around them."""
+    big = bytes(range(256)) * 2048  # 512 KiB
+    wire = frame(OP_BINARY, b"a") + frame(OP_BINARY, big) + frame(OP_BINARY, big[::-1])
+    wire += frame(OP_BINARY, b"z")
+
+    async def handler(stream: trio.SocketStream) -> None:
+        peer = RawPeer(stream)
+        await peer.accept()
+        for i in range(0, len(wire), 100_000):
+            await stream.send_all(wire[i : i + 100_000])
+            await trio.sleep(0.001)  # a read each time, cut anywhere
+        await peer.read_close()
+        await peer.send(frame(OP_CLOSE, close_payload(1000)))
+
+    async with open_raw_server(handler) as port:
+        with trio.fail_after(GUARD):
+            async with trio_ws.open_ws(url(port)) as ws:
+                got = [await ws.receive_bytes() for _ in range(4)]
+    assert got == [b"a", big, big[::-1], b"z"]
+
+
+async def test_connection_reset_in_the_middle_of_a_big_frame() -> None:
+    """A reset while a big frame's payload is being read into its buffer: ERROR with a
+    WSConnectionError, then CLOSED, 1006; the partial message is not delivered."""
+    big = b"x" * (1 << 20)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await RawPeer(stream).accept()
+        await stream.send_all(frame(OP_BINARY, big)[: 300_000])
+        await trio.sleep(0.05)  # the client reads what came, then waits for the rest
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async with open_raw_server(handler) as port:
+        with trio.fail_after(GUARD):
+            async with trio_ws.open_ws(url(port)) as ws:
+                msgs = await receive_all(ws)
+    assert [m.type for m in msgs] == [WSMsgType.ERROR, WSMsgType.CLOSED]
+    assert isinstance(msgs[0].data, WSConnectionError)
+    assert ws.close_code == 1006
+
+
 async def test_server_close_is_echoed_at_once_with_autoclose() -> None:
     """The server's close is echoed before receive(), which then gives CLOSE, then CLOSED."""
     echoed: list[Frame | None] = []

@@ -32,7 +32,8 @@ from wsproto.extensions import PerMessageDeflate
 
 from trio_ws import InvalidArgument, WSClosedError, WSMessage, WSMsgType, WSProtocolError
 from trio_ws._deflate import ClientDeflate
-from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, State, check_close_code
+from trio_ws._framing import check_close_code
+from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, State
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -223,6 +224,83 @@ def test_big_frame_delivered_in_pieces_is_one_message() -> None:
     for i in range(0, len(wire), 1000):
         got += client.receive_data(wire[i : i + 1000])
     assert got == [binary(bytes(range(256)) * 300)]
+
+
+def read_into(client: ClientProtocol, wire: bytes, size: int) -> list[WSMessage]:
+    """Feed ``wire`` as the reader does: into :meth:`receive_buffer` when the core offers
+    one (at most ``size`` bytes a read), else through :meth:`receive_data`."""
+    got: list[WSMessage] = []
+    pos = 0
+    while pos < len(wire):
+        view = client.receive_buffer()
+        if view is None:
+            got += client.receive_data(wire[pos : pos + size])
+            pos += size
+        else:
+            n = min(len(view), size, len(wire) - pos)
+            view[:n] = wire[pos : pos + n]
+            got += client.received_into(n)
+            pos += n
+    return got
+
+
+BIG = bytes(range(256)) * 1024  # 256 KiB, at least SINK_MIN
+
+
+@pytest.mark.parametrize("size", [1000, 65536, 128 * 1024, 300_000])
+def test_a_big_frame_is_read_into_one_sink(size: int) -> None:
+    """A big BINARY frame that spans reads is read into one buffer of its length, whether
+    the I/O layer reads into it or hands over reads; the messages around it are intact."""
+    client, _ = pair()
+    wire = frame(BINARY, b"before") + frame(BINARY, BIG) + frame(TEXT, b"after")
+    assert read_into(client, wire, size) == [binary(b"before"), binary(BIG), text("after")]
+    assert client.receive_buffer() is None
+    client2, _ = pair()
+    got: list[WSMessage] = []
+    for i in range(0, len(wire), size):
+        got += client2.receive_data(wire[i : i + size])
+    assert got == [binary(b"before"), binary(BIG), text("after")]
+
+
+def test_the_sink_is_offered_only_while_the_frame_lasts() -> None:
+    client, _ = pair()
+    wire = frame(BINARY, BIG)
+    assert client.receive_data(wire[:1000]) == []
+    view = client.receive_buffer()
+    assert view is not None
+    assert len(view) == len(BIG) - (1000 - 10)  # the rest of the payload, no more
+    view[:] = wire[1000:]
+    assert client.received_into(len(view)) == [binary(BIG)]
+    assert client.receive_buffer() is None
+
+
+def test_a_fragmented_big_message_uses_a_sink_per_big_frame() -> None:
+    client, _ = pair()
+    wire = frame(BINARY, BIG, fin=False) + frame(PING, b"p") + frame(CONT, BIG)
+    assert read_into(client, wire, 100_000) == [binary(BIG + BIG)]
+
+
+@pytest.mark.parametrize(
+    ("first", "payload"),
+    [(TEXT, ("é" * (len(BIG) // 2)).encode()), (BINARY, zlib.compress(BIG)[2:-4])],
+)
+def test_text_and_compressed_frames_get_no_sink(first: int, payload: bytes) -> None:
+    """TEXT is checked piece by piece (UTF-8 fails fast), compressed frames are inflated
+    piece by piece: neither is offered a sink."""
+    deflate = ClientDeflate() if first == BINARY else None
+    client, _ = pair(deflate=deflate)
+    wire = frame(first, payload, rsv1=deflate is not None)
+    assert client.receive_data(wire[:1000]) == []
+    assert client.receive_buffer() is None
+
+
+def test_eof_in_the_middle_of_a_sink_drops_it() -> None:
+    client, _ = pair()
+    assert client.receive_data(frame(BINARY, BIG)[:1000]) == []
+    assert client.receive_buffer() is not None
+    client.receive_eof()
+    assert client.receive_buffer() is None
+    assert client.close_code == 1006
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+import struct
 
 import pytest
 import trio
 import trio.testing
 
-from trio_ws._transport import close_now, write_now
+from trio_ws._transport import close_now, receive_into, socket_of, write_now
 
 
 def socket_stream_pair() -> tuple[trio.SocketStream, socket.socket]:
@@ -55,3 +56,43 @@ async def test_close_now_closes_sockets_and_other_streams() -> None:
     client, server = trio.testing.memory_stream_pair()
     await close_now(client)
     assert await server.receive_some() == b""
+
+
+async def test_receive_into_reads_into_the_view_and_reports_eof() -> None:
+    stream, peer = socket_stream_pair()
+    sock = socket_of(stream)
+    assert sock is stream.socket
+    buf = bytearray(10)
+    with peer:
+        peer.send(b"abc")
+        assert await receive_into(sock, memoryview(buf)[2:]) == 3
+        assert buf[2:5] == b"abc"
+        peer.shutdown(socket.SHUT_WR)
+        assert await receive_into(sock, memoryview(buf)) == 0
+    await close_now(stream)
+    client, _server = trio.testing.memory_stream_pair()
+    assert socket_of(client) is None
+
+
+async def test_receive_into_translates_errors_as_receive_some_does() -> None:
+    """A closed socket: ClosedResourceError; a reset connection: BrokenResourceError."""
+    stream, peer = socket_stream_pair()
+    peer.close()
+    sock = stream.socket
+    sock.close()
+    with pytest.raises(trio.ClosedResourceError):
+        await receive_into(sock, memoryview(bytearray(10)))
+    listener = trio.socket.socket()
+    with listener:
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = trio.socket.socket()
+        with client:
+            await client.connect(listener.getsockname())
+            server, _ = await listener.accept()
+            # SO_LINGER 0: close() sends RST, the client's read fails with ECONNRESET.
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()
+            with pytest.raises(trio.BrokenResourceError) as info:
+                await receive_into(client, memoryview(bytearray(10)))
+            assert isinstance(info.value.__cause__, ConnectionResetError)

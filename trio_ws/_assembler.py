@@ -24,6 +24,16 @@ BINARY pieces are kept as they are while they are big (joined once at the end: o
 copied into one bytearray once small pieces would make the per-piece overhead matter, so
 memory stays near the message's size however the payload is split.
 
+**The sink.** An uncompressed BINARY frame of at least :data:`SINK_MIN` bytes that goes on in
+later reads gets one buffer of its announced length (:meth:`Assembler.open_sink`), which the
+parser fills (:meth:`Assembler.fill`) and the I/O layer may read into directly
+(:meth:`Assembler.sink_view`, :meth:`Assembler.filled`). So a big message costs no buffer per
+read and no list of pieces: glibc's heap then reuses the same two blocks (this buffer and the
+message handed out) message after message, where a dozen short-lived read buffers and a join
+made it grow and trim, and fault in fresh pages, for every message (measured on 1 MiB
+messages: 5 ``brk`` calls and 1,100 page faults per message before, 2.5x slower). The memory
+is bounded as before: the header was checked against ``max_msg_size`` first.
+
 The common case never comes here piece by piece: a whole uncompressed message in one frame,
 all in the read buffer, is built by the parser straight from that buffer, and a TEXT one is
 only checked by :meth:`Assembler.whole_text` (one call, as the parser's own method was).
@@ -71,6 +81,10 @@ _Utf8Decoder: Final = codecs.getincrementaldecoder("utf-8")
 #: of overhead, so this bounds the overhead at 1% plus a few hundred bytes.
 _MIN_PART: Final = 4096
 _SMALL_PARTS: Final = 16
+#: Frames of at least this many bytes that span reads get a sink (see the module docstring):
+#: one read buffer of the I/O layer (128 KiB), so a frame the first read holds whole is never
+#: given one.
+SINK_MIN: Final = 128 * 1024
 
 
 def _not_utf8(what: str, exc: UnicodeDecodeError) -> ProtocolViolation:
@@ -99,6 +113,8 @@ class Assembler:
         "_fragments",
         "_max_fragments",
         "_parts",
+        "_sink",
+        "_sink_pos",
         "_size",
         "_text",
         "_utf8",
@@ -131,9 +147,13 @@ class Assembler:
         self._bytes: bytearray | None = None
         # A BINARY message arriving in big pieces is kept as the pieces and joined once at the
         # end (one copy instead of two); a small piece switches to _bytes (see feed()).
-        self._parts: list[bytes] | None = None
+        self._parts: list[bytes | bytearray] | None = None
         self._text: io.StringIO | None = None
         self._utf8: codecs.IncrementalDecoder | None = None
+        # The payload of the current big frame (see the module docstring) and how much of it
+        # has arrived.
+        self._sink: bytearray | None = None
+        self._sink_pos = 0
 
     # ----------------------------------------------------------------------------------------
     # whole messages (one frame, all in the read buffer)
@@ -232,7 +252,47 @@ class Assembler:
             if self.max_msg_size and self._size > self.max_msg_size:
                 raise self.too_big(self._size)
 
-    def feed(self, data: bytes, end: bool) -> WSMessage | None:
+    def open_sink(self, length: int) -> bool:
+        """A frame of the open message whose ``length``-byte payload spans reads begins.
+        Returns ``True`` if its payload goes into a sink (then give it with :meth:`fill` or
+        :meth:`filled`, never :meth:`feed`)."""
+        if self.opcode != BINARY or self._compressed or length < SINK_MIN:
+            return False
+        self._sink = bytearray(length)
+        self._sink_pos = 0
+        return True
+
+    @property
+    def sinking(self) -> bool:
+        """A sink is open."""
+        return self._sink is not None
+
+    def sink_view(self) -> memoryview | None:
+        """The part of the sink still to fill, or ``None`` without a sink."""
+        if self._sink is None:
+            return None
+        return memoryview(self._sink)[self._sink_pos :]
+
+    def fill(self, data: bytes | memoryview, end: bool) -> WSMessage | None:
+        """Copy the next piece of the frame into the sink; as :meth:`filled`."""
+        assert self._sink is not None
+        pos = self._sink_pos
+        self._sink[pos : pos + len(data)] = data
+        return self.filled(len(data), end)
+
+    def filled(self, size: int, end: bool) -> WSMessage | None:
+        """``size`` more bytes of the sink were filled (by :meth:`fill` or by a read into
+        :meth:`sink_view`); ``end``: the frame is the message's last. Returns the message
+        once the sink is full and ``end`` completes it."""
+        sink = self._sink
+        assert sink is not None
+        self._sink_pos += size
+        if self._sink_pos < len(sink):
+            return None
+        self._sink = None
+        return self.feed(sink, end)
+
+    def feed(self, data: bytes | bytearray, end: bool) -> WSMessage | None:
         """A piece of the open message's payload; ``end``: the last piece of its last frame.
 
         Returns:
@@ -293,6 +353,7 @@ class Assembler:
         self._parts = None
         self._text = None
         self._utf8 = None
+        self._sink = None
 
     def reset(self) -> None:
         """Forget the open message, if any (the connection ended or failed)."""

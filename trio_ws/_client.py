@@ -35,9 +35,9 @@ from typing import Any, Unpack
 import attrs
 import trio
 
-from ._connection import ClientWebSocket, _Negotiated
+from ._connection import ClientWebSocket
 from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WSError
-from ._handshake import ClientHandshake
+from ._handshake import ClientHandshake, Negotiated
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
 from ._transport import open_stream, write_now
@@ -126,7 +126,7 @@ async def _connect(
         raise
     assert opened is not None
     deflate = result.deflate
-    negotiated = _Negotiated(
+    negotiated = Negotiated(
         subprotocol=result.subprotocol,
         compress=deflate.client_max_window_bits if deflate is not None else 0,
         client_notakeover=deflate is not None and deflate.client_no_context_takeover,

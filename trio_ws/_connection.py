@@ -43,7 +43,6 @@ import json
 from collections.abc import Callable
 from typing import Any, Final, final
 
-import attrs
 import trio
 
 from ._errors import (
@@ -56,10 +55,11 @@ from ._errors import (
     WSTimeoutError,
 )
 from ._framing import check_close_code, close_reason, compress_flag, control_payload
+from ._handshake import Negotiated
 from ._heartbeat import Heartbeat
 from ._inbox import Inbox
 from ._protocol import ClientProtocol
-from ._transport import close_now, extra_info
+from ._transport import close_now, extra_info, receive_into, socket_of
 from ._types import ClientWSTimeout, WSCloseCode, WSMessage, WSMsgType
 from ._writer import Writer
 
@@ -82,29 +82,6 @@ _TEXT: Final = WSMsgType.TEXT
 _BINARY: Final = WSMsgType.BINARY
 _ERROR: Final = WSMsgType.ERROR
 _CLOSE: Final = WSMsgType.CLOSE
-
-
-def _flatten(pairs: list[tuple[str, str]]) -> tuple[str, ...]:
-    return tuple(item for pair in pairs for item in pair)
-
-
-@attrs.frozen
-class _Negotiated:
-    """What the opening handshake agreed on.
-
-    The response headers are kept as one flat tuple ``(name, value, name, value, ...)``: one
-    object per connection instead of one more per header (idle connections are many).
-    """
-
-    subprotocol: str | None
-    compress: int
-    client_notakeover: bool
-    headers: tuple[str, ...] = attrs.field(converter=_flatten)
-
-    @property
-    def response_headers(self) -> list[tuple[str, str]]:
-        flat = iter(self.headers)
-        return list(zip(flat, flat, strict=True))
 
 
 @final
@@ -141,7 +118,7 @@ class ClientWebSocket:
         core: ClientProtocol,
         *,
         nursery: trio.Nursery,
-        negotiated: _Negotiated,
+        negotiated: Negotiated,
         timeout: ClientWSTimeout,
         heartbeat: float | None,
     ) -> None:
@@ -173,9 +150,7 @@ class ClientWebSocket:
             self._writer.flush()
         self._nursery.start_soon(self._reader_task, name=f"trio_ws reader {id(self):#x}")
         if self._heartbeat is not None:
-            self._nursery.start_soon(
-                self._heartbeat.run, name=f"trio_ws heartbeat {id(self):#x}"
-            )
+            self._nursery.start_soon(self._heartbeat.run, name=f"trio_ws heartbeat {id(self):#x}")
 
     # ----------------------------------------------------------------------------------------
     # properties
@@ -568,6 +543,8 @@ class ClientWebSocket:
         inbox = self._inbox
         writer = self._writer
         heartbeat = self._heartbeat
+        sock = socket_of(stream)
+        data: bytes | bytearray
         try:
             # The read loop is inline, not a coroutine of its own: one frame less per idle
             # connection (about 300 bytes).
@@ -577,8 +554,14 @@ class ClientWebSocket:
                         await inbox.wait_for_space()
                         if heartbeat is not None:
                             heartbeat.note_rx()
+                    got = 0
                     try:
-                        if self._commit_at is None:
+                        if sock is not None and (view := core.receive_buffer()) is not None:
+                            # The rest of a big frame: straight into its sink, no read buffer.
+                            data = b""
+                            got = await receive_into(sock, view)
+                            del view
+                        elif self._commit_at is None:
                             data = await stream.receive_some(RECEIVE_SIZE)
                         else:
                             with trio.move_on_at(self._commit_at) as scope:
@@ -595,11 +578,14 @@ class ClientWebSocket:
                     if heartbeat is not None:
                         heartbeat.note_rx()
                     writer.next_round()
-                    if not data:
+                    if got:
+                        msgs = core.received_into(got)
+                    elif not data:
                         return  # EOF: the finally clause records it
-                    if core.input_done:
+                    elif core.input_done:
                         continue  # after a close frame or a violation, only EOF matters
-                    msgs = core.receive_data(data)
+                    else:
+                        msgs = core.receive_data(data)
                     if msgs:
                         self._deliver(msgs)
                     writer.flush()

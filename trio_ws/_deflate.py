@@ -99,7 +99,7 @@ class ClientDeflate:
     # ----------------------------------------------------------------------------------------
     # inbound
 
-    def inflate(self, data: bytes | memoryview, *, with_tail: bool = False) -> bytes:
+    def inflate(self, data: bytes | bytearray | memoryview, *, with_tail: bool = False) -> bytes:
         """Inflate the next piece of a compressed message's payload.
 
         ``with_tail``: ``data`` ends with the tail of :meth:`inflate_message`, to be dropped

@@ -43,6 +43,7 @@ __all__ = [
     "ClientHandshake",
     "HandshakeResult",
     "Headers",
+    "Negotiated",
     "accept_token",
     "generate_key",
 ]
@@ -466,3 +467,26 @@ def _dechunk(body: bytes) -> bytes:
         out += rest[:size]
         rest = rest[size + 2 :]
     return bytes(out)
+
+
+def _flatten(pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+    return tuple(item for pair in pairs for item in pair)
+
+
+@attrs.frozen
+class Negotiated:
+    """What the opening handshake agreed on.
+
+    The response headers are kept as one flat tuple ``(name, value, name, value, ...)``: one
+    object per connection instead of one more per header (idle connections are many).
+    """
+
+    subprotocol: str | None
+    compress: int
+    client_notakeover: bool
+    headers: tuple[str, ...] = attrs.field(converter=_flatten)
+
+    @property
+    def response_headers(self) -> list[tuple[str, str]]:
+        flat = iter(self.headers)
+        return list(zip(flat, flat, strict=True))

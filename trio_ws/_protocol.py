@@ -33,11 +33,9 @@ method, goes into the one :class:`~trio_ws._outbox.Outbox` in the order the meth
 called, so the wire order is the call order.
 
 Why not wsproto's framing: wsproto (1.3) parses a small frame in 5-6 µs and builds one in
-4-5 µs, through an event object per frame and its extension hooks, and masks in pure Python
-(1.2 ms per MiB). That alone made a 64-byte message cost more than the whole budget of a
-fast client; this parser handles a complete small frame in one pass over the read buffer,
-without intermediate objects. wsproto remains the server of :mod:`trio_ws.testing` and the
-independent peer of the tests.
+4-5 µs (an event object per frame, extension hooks) and masks in pure Python (1.2 ms per MiB);
+this parser handles a small frame in one pass over the read buffer, without intermediate
+objects. wsproto remains the server of :mod:`trio_ws.testing` and the tests' peer.
 
 The parser has two states. *Between frames* it reads a header; if the whole frame is in the
 buffer and it is a complete, uncompressed message (the common case) the message is built
@@ -46,8 +44,9 @@ only UTF-8-checked by :meth:`~trio_ws._assembler.Assembler.whole_text`). Otherwi
 header goes through :func:`~trio_ws._framing.check_header` and the assembler; a frame whose
 payload is all in the buffer (a fragment, a control frame) is handed over in one piece, and
 only a frame that goes on in the next read is *streamed*: each piece that arrives is handed
-to the assembler, so memory stays near the message's size whatever the split. Bytes of an
-incomplete header (at most 13) wait for the next read.
+to the assembler (a big BINARY frame into its sink, which the I/O layer may read into
+directly: :meth:`ClientProtocol.receive_buffer`). Bytes of an incomplete header (at most 13)
+wait for the next read.
 
 **The one lifecycle.** Everything that says where the connection is lives here, in
 :attr:`ClientProtocol.state` with :attr:`~ClientProtocol.close_code`,
@@ -99,8 +98,7 @@ from ._framing import (
 from ._outbox import NO_STATUS, Outbox
 from ._types import WSCloseCode, WSMessage, WSMsgType
 
-# check_close_code lives in _framing; it stays importable from here for the I/O layer.
-__all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "State", "check_close_code"]
+__all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "State"]
 
 _BINARY_TYPE: Final = WSMsgType.BINARY
 # WSMessage is a NamedTuple; building it with tuple.__new__ skips a Python-level __new__ on
@@ -294,11 +292,8 @@ class ClientProtocol:
         return self._outbox.take()
 
     def take_outbox(self) -> list[bytes]:
-        """Take everything in the outbox as pieces to write in order, oldest first.
-
-        Small pieces are joined; a piece of 64 KiB or more stays on its own, so a big
-        payload is written as it is instead of copied into one buffer with its header.
-        """
+        """Take everything in the outbox as pieces to write in order, oldest first: small
+        pieces joined, a big payload (64 KiB or more) on its own, not copied."""
         return self._outbox.take_pieces()
 
     # ----------------------------------------------------------------------------------------
@@ -336,7 +331,11 @@ class ClientProtocol:
                 take = min(self._frame_left, n - pos)
                 self._frame_left -= take
                 pos += take
-                if self._frame_payload(buf[pos - take : pos], out):
+                if asm.sinking:
+                    last = not self._frame_left and self._frame_fin
+                    if msg := asm.fill(memoryview(buf)[pos - take : pos], last):
+                        out.append(msg)
+                elif self._frame_payload(buf[pos - take : pos], out):
                     return
                 continue
             # A frame header (RFC 6455 §5.2): 2 bytes, then 0, 2 or 8 bytes of length.
@@ -419,13 +418,26 @@ class ClientProtocol:
                     if msg is not None:
                         out.append(msg)
                     continue
-            # The frame goes on in the next read: stream its payload.
+            # The frame goes on in the next read: stream its payload (into a sink if big).
             pos = start
+            if opcode < CLOSE:
+                asm.open_sink(length)
             self._frame_opcode = opcode
             self._frame_fin = bool(fin)
             self._frame_left = length
         if pos < n:
             self._head = buf[pos:]
+
+    def receive_buffer(self) -> memoryview | None:
+        """Where the next read may go directly (the rest of a big frame: see :meth:`received_into`
+        and :mod:`trio_ws._assembler`); ``None``: read as usual, :meth:`receive_data`."""
+        return self._assembler.sink_view()
+
+    def received_into(self, size: int) -> list[WSMessage]:
+        """``size`` bytes (> 0) were read into :meth:`receive_buffer`; as :meth:`receive_data`."""
+        self._frame_left -= size
+        msg = self._assembler.filled(size, not self._frame_left and self._frame_fin)
+        return [] if msg is None else [msg]
 
     def _frame_payload(self, data: bytes, out: list[WSMessage]) -> bool:
         """A piece of the current frame's payload; returns ``True`` if parsing must stop."""

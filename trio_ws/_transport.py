@@ -7,6 +7,7 @@ chained as ``__cause__``. A certificate that does not verify fails the handshake
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import ssl as _ssl
@@ -17,7 +18,15 @@ import trio
 from ._errors import InvalidArgument, WSConnectionError, WSTLSError
 from ._url import Target
 
-__all__ = ["close_now", "extra_info", "open_stream", "ssl_context", "write_now"]
+__all__ = [
+    "close_now",
+    "extra_info",
+    "open_stream",
+    "receive_into",
+    "socket_of",
+    "ssl_context",
+    "write_now",
+]
 
 #: Writing to a socket's file descriptor needs ``os.write`` on sockets (not Windows).
 _CAN_WRITE_NOW: Final = os.name == "posix"
@@ -113,6 +122,27 @@ def write_now(stream: trio.abc.Stream, data: bytes) -> int:
         return os.write(stream.socket.fileno(), data)
     except (BlockingIOError, InterruptedError):
         return 0
+
+
+def socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket of a plain TCP stream; ``None`` for TLS and ``stream=`` streams."""
+    return stream.socket if isinstance(stream, trio.SocketStream) else None
+
+
+async def receive_into(sock: trio.socket.SocketType, view: memoryview) -> int:
+    """Read from ``sock`` into ``view`` (the sink of a big frame, no read buffer): the number
+    of bytes read, 0 at EOF.
+
+    Raises:
+        trio.BrokenResourceError: the socket failed (as ``SocketStream.receive_some``).
+        trio.ClosedResourceError: the socket was closed.
+    """
+    try:
+        return await sock.recv_into(view)
+    except OSError as exc:
+        if exc.errno == errno.EBADF:
+            raise trio.ClosedResourceError("the socket was closed") from None
+        raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
 
 async def close_now(stream: trio.abc.Stream) -> None:

@@ -49,6 +49,7 @@ import trio
 
 from ._errors import WSConnectionError
 from ._protocol import ClientProtocol
+from ._transport import socket_of
 
 __all__ = ["HIGH_WATER", "SEND_BATCH", "Writer", "WriterOwner"]
 
@@ -116,11 +117,7 @@ class Writer:
         self._core = core
         self._nursery = nursery
         self._owner = owner
-        self._sock = (
-            stream.socket
-            if _CAN_WRITE_DIRECTLY and isinstance(stream, trio.SocketStream)
-            else None
-        )
+        self._sock = socket_of(stream) if _CAN_WRITE_DIRECTLY else None
         self._lock: trio.Lock | None = None  # made on first contention: idle connections are many
         # Bytes taken from the outbox and not written yet (always before the outbox's).
         # (A tuple while empty: no list per idle connection.)
