@@ -57,15 +57,6 @@ def test_whole_text_that_is_not_utf8_fails_with_1007(decode_text: bool) -> None:
         Assembler(decode_text=decode_text).whole_text(b"ok \xc3\x28")
 
 
-def test_whole_compressed_messages_are_inflated() -> None:
-    """A compressed message in one frame is inflated; TEXT is then checked like any other."""
-    asm = Assembler(deflate=ClientDeflate())
-    assert asm.whole_compressed(BINARY, deflated(b"\x00" * 1000)) == binary(b"\x00" * 1000)
-    assert asm.whole_compressed(TEXT, deflated("é".encode() * 10)) == text("é" * 10)
-    with violation(1007, "a TEXT message that is not UTF-8"):
-        asm.whole_compressed(TEXT, deflated(b"\xff\xfe"))
-
-
 def test_too_big_names_the_size_and_the_limit() -> None:
     """The 1009 violation says how big the message is at least, and the limit."""
     exc = Assembler(max_msg_size=10).too_big(11)

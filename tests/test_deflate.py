@@ -144,3 +144,25 @@ def test_inflate_message_is_inflate_then_end_message(payload: bytes) -> None:
         assert one.inflate_message(payload) == two.inflate(payload) + two.end_message()
         assert one.inflate_message(sync_flushed(b"next")) == b"next"
         assert two.inflate(sync_flushed(b"next")) + two.end_message() == b"next"
+
+
+@pytest.mark.parametrize("takeover", [True, False])
+def test_inflate_message_after_the_first_message(takeover: bool) -> None:
+    """Later whole messages (the flat path): with and without context takeover, a payload
+    that ends the stream and starts another, and the limits."""
+    compressor = zlib.compressobj(wbits=-15)
+    ext = ClientDeflate(max_msg_size=100, server_no_context_takeover=not takeover)
+    for word in (b"first", b"second", b"third"):
+        payload = deflate_message(word, compressor if takeover else None)
+        assert ext.inflate_message(payload) == word
+    # The payload ends its stream (BFINAL), then a new stream follows in the same message.
+    assert ext.inflate_message(finished(b"one ") + sync_flushed(b"call")) == b"one call"
+    assert ext.inflate_message(sync_flushed(b"next")) == b"next"
+    with pytest.raises(ProtocolViolation, match="past max_msg_size=100") as info:
+        ext.inflate_message(sync_flushed(b"x" * 101))
+    assert info.value.code == 1009
+    ext = ClientDeflate()
+    assert ext.inflate_message(sync_flushed(b"first")) == b"first"
+    with pytest.raises(ProtocolViolation, match="invalid compressed data") as info:
+        ext.inflate_message(b"\xff\xff\xff\xff")
+    assert info.value.code == 1007

@@ -10,8 +10,8 @@ from __future__ import annotations
 import zlib
 
 from trio_ws._deflate import ClientDeflate
-from trio_ws._framing import BINARY, PING, PONG, TEXT
-from trio_ws._outbox import JOIN_LIMIT, NO_STATUS, Outbox
+from trio_ws._framing import BINARY, NO_STATUS, PING, PONG, TEXT
+from trio_ws._outbox import JOIN_LIMIT, Outbox
 
 ZERO_MASK = b"\0\0\0\0"
 

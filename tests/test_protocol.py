@@ -303,6 +303,21 @@ def test_eof_in_the_middle_of_a_sink_drops_it() -> None:
     assert client.close_code == 1006
 
 
+def test_a_whole_compressed_message_is_inflated_in_one_piece() -> None:
+    """A compressed message in one frame is inflated; TEXT is then checked like any other."""
+
+    def deflated(data: bytes) -> bytes:
+        compressor = zlib.compressobj(wbits=-15)
+        return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+    client, _ = pair(deflate=ClientDeflate())
+    wire = frame(BINARY, deflated(b"\x00" * 1000), rsv1=True)
+    wire += frame(TEXT, deflated("é".encode() * 10), rsv1=True)
+    assert client.receive_data(wire) == [binary(b"\x00" * 1000), text("é" * 10)]
+    client, _ = pair(deflate=ClientDeflate())
+    assert client.receive_data(frame(TEXT, deflated(b"\xff\xfe"), rsv1=True)) == [Error(1007)]
+
+
 # ---------------------------------------------------------------------------------------------
 # max_msg_size
 

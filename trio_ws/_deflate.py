@@ -164,7 +164,7 @@ class ClientDeflate:
             # the byte before) has nothing to complete.
             self.reset_message()
             return b""
-        return self.inflate_message(b"")
+        return self._inflate_whole(_DEFLATE_TAIL)
 
     def inflate_message(self, payload: bytes) -> bytes:
         """A whole compressed message that arrived in one frame: one ``decompress`` call,
@@ -177,13 +177,47 @@ class ClientDeflate:
         Raises:
             ProtocolViolation: as :meth:`inflate`.
         """
+        budget = self.max_msg_size
+        if not budget or self._inflated:
+            return self._inflate_whole(payload + _DEFLATE_TAIL)
+        # The usual case, flat (it is most of the cost of a small message besides zlib):
+        # one decompress call that neither ends the stream nor passes the limit.
+        decompressor = self._decompressor
+        if decompressor is None:
+            decompressor = zlib.decompressobj(wbits=-self.server_max_window_bits)
+            if not self.server_no_context_takeover:
+                self._decompressor = decompressor  # else a new one for each message
         try:
-            data = self.inflate(payload + _DEFLATE_TAIL, with_tail=True)
+            out = decompressor.decompress(payload + _DEFLATE_TAIL, budget + 1)
+        except zlib.error as exc:
+            raise ProtocolViolation(INVALID_DATA, f"invalid compressed data: {exc}") from None
+        if decompressor.eof or decompressor.unconsumed_tail or len(out) > budget:
+            return self._finish_whole(out, decompressor)
+        return out
+
+    def _inflate_whole(self, data: bytes) -> bytes:
+        try:
+            out = self.inflate(data, with_tail=True)
             if self.server_no_context_takeover:
                 self._decompressor = None
-            return data
+            return out
         finally:
             self.reset_message()
+
+    def _finish_whole(self, out: bytes, decompressor: zlib._Decompress) -> bytes:
+        """:meth:`inflate_message` after a first call that passed the limit or ended the
+        stream (BFINAL): raise, or go on with what followed the end of the stream."""
+        max_msg_size = self.max_msg_size
+        if decompressor.unconsumed_tail or len(out) > max_msg_size:
+            raise ProtocolViolation(
+                MESSAGE_TOO_BIG, f"a compressed message inflates past max_msg_size={max_msg_size}"
+            )
+        self._decompressor = None  # the stream ended; what follows starts a new one
+        rest = decompressor.unused_data
+        if not rest or rest == _DEFLATE_TAIL:
+            return out
+        self._inflated = len(out)
+        return out + self._inflate_whole(rest)
 
     def reset_message(self) -> None:
         """Forget the message being received (the connection ended or failed)."""

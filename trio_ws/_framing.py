@@ -42,6 +42,7 @@ __all__ = [
     "INVALID_DATA",
     "MAX_CONTROL_PAYLOAD",
     "MESSAGE_TOO_BIG",
+    "NO_STATUS",
     "PING",
     "PONG",
     "PROTOCOL_ERROR",
@@ -57,6 +58,7 @@ __all__ = [
     "control_payload",
     "has_speedups",
     "is_valid_close_code",
+    "parse_close",
 ]
 
 # Opcodes (RFC 6455 §5.2). 0x3-0x7 and 0xB-0xF are reserved.
@@ -102,6 +104,10 @@ class ProtocolViolation(Exception):
 # close codes
 
 
+#: The close code of a close frame without one (RFC 6455 §7.1.5); never sent as a code.
+NO_STATUS: Final = 1005
+
+
 def is_valid_close_code(code: int) -> bool:
     """Whether ``code`` may appear in a close frame (RFC 6455 §7.4.1, §7.4.2, IANA registry).
 
@@ -122,6 +128,29 @@ def check_close_code(code: int) -> None:
         raise InvalidArgument(f"a close code must be an int, not {type(code).__name__}")
     if not is_valid_close_code(code):
         raise InvalidArgument(f"close code {code} may not be sent (RFC 6455 §7.4)")
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """The code and reason of the server's close frame (``payload`` is its whole body).
+
+    Raises:
+        ProtocolViolation: a 1-byte body or a code that may not be sent (1002), a reason that
+            is not UTF-8 (1007).
+    """
+    # RFC 6455 §5.5.1: the body, if any, starts with a 2-byte code, then a UTF-8 reason.
+    if not payload:
+        return NO_STATUS, ""  # RFC 6455 §7.1.5
+    if len(payload) == 1:
+        raise ProtocolViolation(PROTOCOL_ERROR, "a close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not is_valid_close_code(code):
+        raise ProtocolViolation(
+            PROTOCOL_ERROR, f"close code {code} may not be sent (RFC 6455 §7.4)"
+        )
+    try:
+        return code, payload[2:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolViolation(INVALID_DATA, f"a close reason that is not UTF-8: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,12 +26,10 @@ from __future__ import annotations
 from typing import Final, final
 
 from ._deflate import ClientDeflate
-from ._framing import CLOSE, MaskSource, build_frame
+from ._framing import CLOSE, NO_STATUS, MaskSource, build_frame
 
 __all__ = ["JOIN_LIMIT", "NO_STATUS", "Outbox"]
 
-#: The close code of a close frame without one (RFC 6455 §7.1.5); never sent as a code.
-NO_STATUS: Final = 1005
 #: :meth:`Outbox.take_pieces` hands over pieces at least this big on their own instead of
 #: copying them.
 JOIN_LIMIT: Final = 64 * 1024

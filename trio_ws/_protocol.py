@@ -83,7 +83,6 @@ from ._framing import (
     BINARY,
     CLOSE,
     CONTINUATION,
-    INVALID_DATA,
     MAX_CONTROL_PAYLOAD,
     PING,
     PONG,
@@ -93,14 +92,15 @@ from ._framing import (
     ProtocolViolation,
     check_close_code,
     check_header,
-    is_valid_close_code,
+    parse_close,
 )
-from ._outbox import NO_STATUS, Outbox
+from ._outbox import Outbox
 from ._types import WSCloseCode, WSMessage, WSMsgType
 
 __all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "State"]
 
 _BINARY_TYPE: Final = WSMsgType.BINARY
+_TEXT_TYPE: Final = WSMsgType.TEXT
 # WSMessage is a NamedTuple; building it with tuple.__new__ skips a Python-level __new__ on
 # the per-message path.
 _tuple_new: Final = tuple.__new__
@@ -324,6 +324,7 @@ class ClientProtocol:
         self._head = b""
         asm = self._assembler
         max_msg_size = asm.max_msg_size
+        decode_text = asm.decode_text
         deflate = self._deflate
         while pos < n:
             if self._frame_left:
@@ -381,20 +382,23 @@ class ClientProtocol:
             # fails there).
             if fin and 0 < opcode < 3 and asm.opcode == 0:
                 rsv = b0 & 0x70
-                if rsv == 0:
-                    # The common case: a whole uncompressed message in one frame.
-                    if max_msg_size and length > max_msg_size:
-                        raise asm.too_big(length)
-                    if end <= n:
-                        pos = end
-                        if opcode == BINARY:
-                            out.append(_tuple_new(WSMessage, (_BINARY_TYPE, buf[start:end], None)))
-                        else:
-                            out.append(asm.whole_text(buf[start:end]))
-                        continue
-                elif rsv == 0x40 and end <= n and deflate is not None:
+                if rsv == 0 and max_msg_size and length > max_msg_size:
+                    raise asm.too_big(length)  # (a compressed one is bounded by the inflate)
+                if end <= n and (rsv == 0 or (rsv == 0x40 and deflate is not None)):
+                    # The common case: a whole message in one frame, all in the buffer.
                     pos = end
-                    out.append(asm.whole_compressed(opcode, buf[start:end]))
+                    data = buf[start:end]
+                    if rsv and deflate is not None:
+                        data = deflate.inflate_message(data)
+                    if opcode == BINARY:
+                        out.append(_tuple_new(WSMessage, (_BINARY_TYPE, data, None)))
+                    elif decode_text:
+                        try:
+                            out.append(_tuple_new(WSMessage, (_TEXT_TYPE, data.decode(), None)))
+                        except UnicodeDecodeError:
+                            out.append(asm.whole_text(data))  # raises the violation (1007)
+                    else:
+                        out.append(asm.whole_text(data))
                     continue
             check_header(b0, opcode, length)
             if opcode >= CLOSE:
@@ -487,23 +491,7 @@ class ClientProtocol:
         return []
 
     def _on_close(self, payload: bytes) -> WSMessage:
-        # RFC 6455 §5.5.1: the body, if any, starts with a 2-byte code, then a UTF-8 reason.
-        if not payload:
-            code, reason = NO_STATUS, ""  # RFC 6455 §7.1.5
-        elif len(payload) == 1:
-            raise ProtocolViolation(PROTOCOL_ERROR, "a close frame with a 1-byte payload")
-        else:
-            code = int.from_bytes(payload[:2], "big")
-            if not is_valid_close_code(code):
-                raise ProtocolViolation(
-                    PROTOCOL_ERROR, f"close code {code} may not be sent (RFC 6455 §7.4)"
-                )
-            try:
-                reason = payload[2:].decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ProtocolViolation(
-                    INVALID_DATA, f"a close reason that is not UTF-8: {exc}"
-                ) from None
+        code, reason = parse_close(payload)
         self._drop_message()
         # Nothing before a close frame sets a close code: failure and EOF stop parsing.
         self.close_code = code
