@@ -15,6 +15,8 @@ Both leave their ``async with`` with the body's exception unchanged, not wrapped
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
+import pytest
 import trio
 from wsproto.utilities import generate_accept_token
 
@@ -343,6 +346,8 @@ async def open_websockets_server(
     compression: bool = True,
     certfile: str | Path | None = None,
     keyfile: str | Path | None = None,
+    unix_path: str | Path | None = None,
+    require_client_cert: str | Path | None = None,
 ) -> AsyncIterator[WebsocketsServer]:
     """Run the ``websockets`` server in a subprocess for the duration of the block.
 
@@ -355,6 +360,10 @@ async def open_websockets_server(
         cmd.append("--no-compression")
     if certfile is not None:
         cmd += ["--certfile", str(certfile), "--keyfile", str(keyfile or certfile)]
+    if unix_path is not None:
+        cmd += ["--unix", str(unix_path)]
+    if require_client_cert is not None:
+        cmd += ["--require-client-cert", str(require_client_cert)]
     process = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE)
     try:
         server = WebsocketsServer(process, "wss" if certfile is not None else "ws")
@@ -365,6 +374,55 @@ async def open_websockets_server(
                 nursery.start_soon(server._read_records)
                 yield server
                 nursery.cancel_scope.cancel()
+    finally:
+        process.kill()
+        with trio.CancelScope(shield=True):
+            await process.wait()
+            assert process.stdout is not None
+            await process.stdout.aclose()
+
+
+# --------------------------------------------------------------------------------------------
+# Node's ws server, in a subprocess (where Node and the ws package are installed)
+
+NODE_SCRIPT: Final = Path(__file__).parent / "node" / "ws_server.js"
+
+
+def node_modules() -> Path | None:
+    """Where the ``ws`` package is: ``$TRIO_WS_NODE_MODULES``, the cache ``.ci/run`` installs
+    it into, or ``tests/node/node_modules``; ``None`` if nowhere (or no ``node``)."""
+    if shutil.which("node") is None:
+        return None
+    candidates = [
+        os.environ.get("TRIO_WS_NODE_MODULES"),
+        Path.home() / ".cache" / "trio-ws-node" / "node_modules",
+        Path(__file__).parent / "node" / "node_modules",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "ws" / "package.json").is_file():
+            return Path(candidate)
+    return None
+
+
+@asynccontextmanager
+async def open_node_ws_server(
+    *, server_max_window_bits: int | None = None
+) -> AsyncIterator[WebsocketsServer]:
+    """Run ``tests/node/ws_server.js`` for the duration of the block (skip the test if Node
+    or its ws package is missing: ``.ci/run`` installs it)."""
+    modules = node_modules()
+    if modules is None:
+        pytest.skip("Node.js with the ws package is not installed (.ci/run installs it)")
+    cmd = ["node", str(NODE_SCRIPT)]
+    if server_max_window_bits is not None:
+        cmd += ["--server-max-window-bits", str(server_max_window_bits)]
+    env = dict(os.environ, NODE_PATH=str(modules))
+    process = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, env=env)
+    try:
+        server = WebsocketsServer(process, "ws")
+        with trio.fail_after(READY_TIMEOUT):
+            await server._wait_ready()
+        yield server
     finally:
         process.kill()
         with trio.CancelScope(shield=True):

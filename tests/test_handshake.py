@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sys
 from itertools import pairwise
 from typing import Any
 
@@ -14,12 +15,14 @@ from wsproto.events import TextMessage
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import generate_accept_token
 
+import trio_ws
 from trio_ws import BasicAuth, InvalidArgument, WSServerHandshakeError
 from trio_ws._deflate import ClientDeflate
 from trio_ws._handshake import (
     MAX_BODY_SIZE,
     MAX_HEAD_SIZE,
     MAX_HEADERS,
+    USER_AGENT,
     ClientHandshake,
     accept_token,
     generate_key,
@@ -32,6 +35,8 @@ from trio_ws._url import parse_url
 
 
 def handshake(url: str = "ws://example.com/chat", **options: Any) -> ClientHandshake:
+    """A handshake; without the default User-Agent unless ``user_agent`` is given."""
+    options.setdefault("user_agent", None)
     return ClientHandshake(parse_url(url), **options)
 
 
@@ -242,10 +247,10 @@ def test_reserved_headers_are_refused(name: str) -> None:
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
-        ({"X-A": "a\r\nX-Injected: 1"}, "CR, LF or NUL"),
-        ({"X-A": "a\nb"}, "CR, LF or NUL"),
-        ({"X-A": "a\rb"}, "CR, LF or NUL"),
-        ({"X-A": "a\x00b"}, "CR, LF or NUL"),
+        ({"X-A": "a\r\nX-Injected: 1"}, "CR, LF, NUL or another control character"),
+        ({"X-A": "a\nb"}, "CR, LF, NUL or another control character"),
+        ({"X-A": "a\rb"}, "CR, LF, NUL or another control character"),
+        ({"X-A": "a\x00b"}, "CR, LF, NUL or another control character"),
         ({"X A": "a"}, "invalid header name"),
         ({"X-A:": "a"}, "invalid header name"),
         ({"": "a"}, "invalid header name"),
@@ -263,7 +268,7 @@ def test_bad_header_names_and_values_are_refused(headers: Any, message: str) -> 
 @pytest.mark.parametrize("origin", ["https://a\r\nX: 1", "https://a\n", "x\x00"])
 def test_bad_origin_is_refused(origin: str) -> None:
     """The Origin value is checked like any header value."""
-    with pytest.raises(InvalidArgument, match="CR, LF or NUL"):
+    with pytest.raises(InvalidArgument, match="CR, LF, NUL or another control character"):
         handshake(origin=origin)
 
 
@@ -404,7 +409,7 @@ def test_rejection_with_content_length_body() -> None:
     assert exc.headers == [("Content-Length", "7"), ("Server", "x")]
     assert str(exc) == (
         "WebSocket handshake with ws://example.com/chat failed: "
-        "the server answered 403 Forbidden, not 101"
+        "the server answered 403 Forbidden, not 101: go away"
     )
 
 
@@ -413,7 +418,7 @@ def test_rejection_with_chunked_body(chunk: int) -> None:
     """A chunked body is collected up to the last chunk and decoded."""
     hs = handshake()
     body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-    data = response("HTTP/1.1 400 Bad Request", "Transfer-Encoding: gzip, chunked") + body
+    data = response("HTTP/1.1 400 Bad Request", "Transfer-Encoding: chunked") + body
     feed(hs, data, chunk)
     exc = rejection(hs)
     assert (exc.status, exc.body) == (400, b"hello world")
@@ -439,7 +444,7 @@ def test_malformed_chunked_body_is_decoded_as_far_as_possible(body: bytes, decod
     """A chunked body cut by EOF or malformed is shown as far as it decodes."""
     hs = handshake()
     hs.receive_data(response("HTTP/1.1 502 Bad Gateway", "Transfer-Encoding: chunked") + body)
-    assert hs.in_body
+    assert hs.in_body or hs.done  # a malformed chunk ends it at once
     hs.receive_eof()
     assert rejection(hs).body == decoded
 
@@ -484,9 +489,7 @@ def test_rejection_body_is_capped(headers: list[str]) -> None:
     [
         ("204 No Content", []),
         ("304 Not Modified", []),
-        ("100 Continue", []),
         ("200 OK", ["Content-Length: 0"]),
-        ("200 OK", ["Content-Length: nope"]),
     ],
 )
 def test_rejection_without_body_is_done_at_once(status: str, headers: list[str]) -> None:
@@ -644,15 +647,13 @@ def test_bad_status_line_is_refused(status_line: str) -> None:
     hs = handshake()
     hs.receive_data(response(status_line, "Upgrade: websocket"))
     exc = rejection(hs)
-    assert "invalid HTTP status line" in str(exc)
+    assert "invalid HTTP" in str(exc)
     assert exc.status == 0
 
 
 @pytest.mark.parametrize(
     "line",
     [
-        pytest.param(" folded", id="obs-fold-space"),
-        pytest.param("\tfolded", id="obs-fold-tab"),
         pytest.param("No-Colon", id="no-colon"),
         pytest.param("Bad Name: x", id="space-in-name"),
         pytest.param("Name : x", id="space-before-colon"),
@@ -665,7 +666,7 @@ def test_bad_header_line_is_refused(line: str) -> None:
     hs.receive_data(upgrade(hs, "X-A: b", line))
     exc = rejection(hs)
     assert f"invalid header line {line!r}" in str(exc)
-    assert exc.status == 101
+    assert exc.status == 0  # the head did not parse
 
 
 def test_latin1_header_values_are_accepted() -> None:
@@ -730,6 +731,8 @@ def params(ext: ClientDeflate) -> tuple[int, bool, int, bool]:
         ({}, "permessage-deflate; client_no_context_takeover", (15, True, 15, False)),
         ({}, "permessage-deflate; server_max_window_bits=10", (15, False, 10, False)),
         ({}, 'permessage-deflate; server_max_window_bits="9"', (15, False, 9, False)),
+        # RFC 7692 allows 8; we inflate with 9, which reads it.
+        ({}, "permessage-deflate; server_max_window_bits=8", (15, False, 9, False)),
         ({}, "permessage-deflate; client_max_window_bits=12", (12, False, 15, False)),
         ({"compress": 12}, "permessage-deflate", (12, False, 15, False)),
         ({"compress": 12}, "permessage-deflate; client_max_window_bits=9", (9, False, 15, False)),
@@ -764,7 +767,6 @@ def test_valid_deflate_parameters(
             "duplicate parameter server_max_window_bits",
         ),
         (15, "permessage-deflate; server_max_window_bits=16", "=16 is out of range"),
-        (15, "permessage-deflate; server_max_window_bits=8", "=8 is out of range"),
         (15, "permessage-deflate; client_max_window_bits=8", "=8 is out of range"),
         (15, "permessage-deflate; server_max_window_bits=08", "needs a value from 9 to 15"),
         (15, "permessage-deflate; server_max_window_bits=100", "needs a value from 9 to 15"),
@@ -841,3 +843,124 @@ def test_negotiated_deflate_interoperates_with_a_wsproto_server() -> None:
     client.send_text("back " * 50)
     server.receive_data(client.data_to_send())
     assert list(server.events()) == [TextMessage("back " * 50)]
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP line rules (h11), informational answers, excerpts, redirects, User-Agent
+
+
+def test_bare_lf_line_ends_are_accepted() -> None:
+    """A response whose lines end in a bare LF (RFC 9112 §2.2 allows reading them) completes
+    the handshake instead of waiting for a CRLF CRLF that never comes."""
+    hs = handshake()
+    data = upgrade(hs, "Server: lf").replace(b"\r\n", b"\n")
+    assert feed(hs, data + FRAME) == b""
+    assert hs.result().trailing_data == FRAME
+    assert ("Server", "lf") in hs.result().headers
+
+
+def test_a_bare_lf_cannot_hide_a_header_in_a_value() -> None:
+    """A bare LF ends the line: what follows is a header of its own, checked and shown as
+    one, never part of a value (values never contain CR or LF)."""
+    hs = handshake()
+    hs.receive_data(upgrade(hs, "X-A: one\nX-Injected: two"))
+    headers = hs.result().headers
+    assert ("X-A", "one") in headers
+    assert ("X-Injected", "two") in headers
+    assert not any("\r" in v or "\n" in v for _, v in headers)
+
+
+def test_a_smuggled_second_accept_fails_the_handshake() -> None:
+    """An accept hidden after a bare LF counts as a second Sec-WebSocket-Accept."""
+    hs = handshake()
+    hs.receive_data(upgrade(hs, f"X-A: one\nSec-WebSocket-Accept: {accept(hs)}"))
+    assert "wrong Sec-WebSocket-Accept" in str(rejection(hs))
+
+
+def test_obsolete_line_folding_is_unfolded() -> None:
+    """RFC 9112 §5.2: a client replaces obs-fold with a space."""
+    hs = handshake()
+    hs.receive_data(upgrade(hs, "X-A: b", " folded", "\tagain"))
+    assert ("X-A", "b folded again") in hs.result().headers
+
+
+@pytest.mark.parametrize("interim", ["100 Continue", "103 Early Hints"])
+def test_informational_answers_before_the_real_one_are_skipped(interim: str) -> None:
+    hs = handshake()
+    hs.receive_data(response(f"HTTP/1.1 {interim}", "Link: </a>; rel=preload"))
+    assert not hs.done
+    hs.receive_data(upgrade(hs))
+    assert hs.result().subprotocol is None
+
+
+def test_tls_answer_to_a_ws_url_says_so() -> None:
+    """A TLS server on the other end of ws:// answers with a TLS alert record."""
+    hs = handshake()
+    hs.receive_data(b"\x15\x03\x01\x00\x02\x02\x46")
+    exc = rejection(hs)
+    assert "the server answered with TLS, not HTTP: use a wss:// URL" in str(exc)
+
+
+def test_rejection_message_quotes_a_sanitised_excerpt_of_the_body() -> None:
+    hs = handshake()
+    body = b"missing\r\n\tsubprotocol\x1b[31m " + b"x" * 500
+    hs.receive_data(response("HTTP/1.1 400 Bad Request", f"Content-Length: {len(body)}") + body)
+    exc = rejection(hs)
+    assert exc.body == body
+    message = str(exc).split("not 101: ", 1)[1]
+    assert message.startswith("missing subprotocol [31m xxx")
+    assert len(message) == 200
+    assert message.endswith("…")
+    assert not any(c < " " for c in message)
+
+
+def test_a_redirect_ends_at_its_head_when_followed() -> None:
+    """With follow_redirects the Location is known at the head; the body is not awaited."""
+    hs = handshake(follow_redirects=True)
+    hs.receive_data(response("HTTP/1.1 302 Found", "Location: /elsewhere", "Content-Length: 99"))
+    assert hs.done
+    assert hs.redirect == "/elsewhere"
+    assert rejection(hs).status == 302
+    hs = handshake()
+    hs.receive_data(response("HTTP/1.1 302 Found", "Location: /elsewhere", "Content-Length: 9"))
+    assert (hs.in_body, hs.redirect) == (True, None)
+    hs = handshake(follow_redirects=True)
+    hs.receive_data(response("HTTP/1.1 302 Found", "Content-Length: 0"))  # no Location
+    assert (hs.done, hs.redirect) == (True, None)
+
+
+def test_user_agent_default_replaced_or_removed() -> None:
+    ours = f"trio_ws/{trio_ws.__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
+    assert ours == USER_AGENT
+    assert f"User-Agent: {ours}" in request_lines(handshake(user_agent=USER_AGENT))
+    assert "User-Agent: me/1" in request_lines(handshake(user_agent="me/1"))
+    lines = request_lines(handshake(user_agent=USER_AGENT, headers={"user-agent": "mine"}))
+    assert [line for line in lines if line.lower().startswith("user-agent")] == [
+        "user-agent: mine"
+    ]
+    assert not [line for line in request_lines(handshake()) if line.startswith("User-Agent")]
+
+
+@pytest.mark.parametrize("value", ["café", "日本", "\u2028"])
+def test_non_ascii_header_values_are_refused(value: str) -> None:
+    with pytest.raises(InvalidArgument, match="non-ASCII value"):
+        handshake(headers={"X-Name": value})
+    with pytest.raises(InvalidArgument, match="non-ASCII value"):
+        handshake(user_agent=value)
+
+
+def test_a_rejection_in_one_read_longer_than_the_head_limit() -> None:
+    """The head limit counts the head only: its body may come in the same read."""
+    hs = handshake()
+    body = b"b" * MAX_HEAD_SIZE
+    hs.receive_data(response("HTTP/1.1 403 Forbidden", f"Content-Length: {len(body)}") + body)
+    exc = rejection(hs)
+    assert (exc.status, exc.body) == (403, body)
+
+
+def test_a_rejection_with_too_many_headers() -> None:
+    hs = handshake()
+    hs.receive_data(response("HTTP/1.1 403 Forbidden", *[f"X-{i}: v" for i in range(129)]))
+    exc = rejection(hs)
+    assert f"more than {MAX_HEADERS} headers" in str(exc)
+    assert exc.status == 403

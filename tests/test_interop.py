@@ -7,6 +7,7 @@ received from each connection, which is how the ``open_ws`` exit policy is check
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ import trio
 import trio_ws
 from trio_ws import ClientWebSocket, WSMessage, WSMsgType, WSServerHandshakeError
 
-from .servers import WebsocketsServer, open_websockets_server
+from .servers import WebsocketsServer, open_node_ws_server, open_websockets_server
 
 #: Guard against hangs: far above what any test here needs.
 GUARD = 5.0
@@ -405,3 +406,25 @@ async def test_connect_ws_in_callers_nursery(server: WebsocketsServer) -> None:
             assert await ws.receive_str() == "hi"
             assert await ws.close() is True
         assert (await server.closed("/echo"))["code"] == 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Node's ws server
+
+
+@pytest.mark.parametrize("bits", [8, 9, None])
+async def test_node_ws_server_with_a_small_server_window(bits: int | None) -> None:
+    """Node's ws with serverMaxWindowBits 8 (RFC 7692 allows it; zlib inflates it with 9):
+    compressed messages both ways, small and big."""
+    async with open_node_ws_server(server_max_window_bits=bits) as server:
+        with trio.fail_after(10):
+            async with trio_ws.open_ws(server.url("/"), compress=15) as ws:
+                offer = json.loads(await ws.receive_str())["offer"]
+                assert "permessage-deflate" in offer
+                assert ws.compress == 15
+                extension = dict(ws.get_extra_info("response_headers"))["Sec-WebSocket-Extensions"]
+                if bits is not None:
+                    assert f"server_max_window_bits={bits}" in extension
+                for message in ["small", "x" * 100_000, os.urandom(70_000).hex()]:
+                    await ws.send_str(message)
+                    assert await ws.receive_str() == message

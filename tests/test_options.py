@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import pathlib
 import re
 import ssl
+import sys
 import typing
 from typing import Any, Unpack
 
@@ -112,6 +114,10 @@ def test_defaults() -> None:
         "auth": None,
         "ssl": True,
         "server_hostname": None,
+        "unix_socket": None,
+        "user_agent": f"trio_ws/{trio_ws.__version__} Python/{sys.version_info.major}"
+        f".{sys.version_info.minor}",
+        "max_redirects": 10,
         "timeout": trio_ws.DEFAULT_WS_CLIENT_TIMEOUT,
         "connect_timeout": 10.0,
         "autoclose": True,
@@ -123,6 +129,10 @@ def test_defaults() -> None:
         "max_fragments": 100_000,
         "decode_text": True,
     }
+
+
+def test_unix_socket_takes_a_path_like() -> None:
+    assert ConnectOptions(unix_socket=pathlib.Path("/run/app.sock")).unix_socket == "/run/app.sock"
 
 
 def test_options_are_frozen() -> None:
@@ -232,6 +242,15 @@ AUTH = "auth must be a BasicAuth, a (login, password) tuple of str or None, not"
         ({"params": [("a", None)]}, "params must be (str, str) pairs, not ('a', None)"),
         ({"auth": "user:pass"}, f"{AUTH} str"),
         ({"auth": ("user",)}, f"{AUTH} tuple"),
+        ({"user_agent": 1}, "user_agent must be a str or None, not 1"),
+        ({"max_redirects": -1}, "max_redirects must be an int >= 0 (0 = none), not -1"),
+        ({"max_redirects": True}, "max_redirects must be an int >= 0 (0 = none), not True"),
+        ({"unix_socket": ""}, "unix_socket must be a path (str or os.PathLike) or None, not ''"),
+        ({"unix_socket": 3}, "unix_socket must be a path (str or os.PathLike) or None, not 3"),
+        (
+            {"unix_socket": b"/s"},
+            "unix_socket must be a path (str or os.PathLike) or None, not b'/s'",
+        ),
     ],
     ids=lambda v: repr(v) if isinstance(v, dict) else "",
 )

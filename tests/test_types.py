@@ -29,6 +29,8 @@ from trio_ws import (
     WSMessageTypeError,
     WSMsgType,
     WSProtocolError,
+    WSProxyError,
+    WSRedirectError,
     WSServerHandshakeError,
     WSTimeoutError,
     WSTLSError,
@@ -232,6 +234,17 @@ def test_handshake_error_attributes() -> None:
     assert (exc.status, exc.headers, exc.body) == (403, [("A", "b")], b"x")
 
 
+def test_redirect_and_proxy_error_attributes() -> None:
+    """WSRedirectError is a WSServerHandshakeError with the chain; WSProxyError a
+    WSConnectionError with the proxy, its status and headers. Defaults are empty."""
+    bare = WSRedirectError("r")
+    assert isinstance(bare, WSServerHandshakeError)
+    assert (bare.status, bare.headers, bare.body, bare.chain) == (0, [], b"", [])
+    proxy = WSProxyError("p")
+    assert isinstance(proxy, WSConnectionError)
+    assert (proxy.proxy, proxy.status, proxy.headers) == ("", 0, [])
+
+
 def test_handshake_errors_do_not_share_a_headers_list() -> None:
     """The default headers list is fresh for each error."""
     a, b = WSServerHandshakeError("a"), WSServerHandshakeError("b")
@@ -254,6 +267,8 @@ def test_protocol_error_and_message_type_error_attributes() -> None:
         WSMessageTypeError("wrong", WSMessage(WSMsgType.BINARY, b"x", None)),
         WSClosedError("closed"),
         InvalidURL("bad url"),
+        WSRedirectError("loop", status=301, headers=[("Location", "/a")], chain=["ws://a/"]),
+        WSProxyError("refused", proxy="http://p:3128", status=407, headers=[("A", "b")]),
     ],
 )
 def test_errors_survive_pickle_and_copy(exc: Exception) -> None:

@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from trio_ws import BasicAuth, InvalidArgument, InvalidURL
-from trio_ws._url import Target, parse_url
+from trio_ws._url import Target, parse_url, resolve_redirect
 
 
 @pytest.mark.parametrize(
@@ -137,7 +137,12 @@ def test_target_is_frozen() -> None:
         ("ftp://h/", "unsupported URL scheme 'ftp'"),
         ("h/path", "unsupported URL scheme ''"),
         ("//h/path", "unsupported URL scheme ''"),
-        ("wss+unix://h/", "unsupported URL scheme"),
+        ("ftp+unix://h/", "unsupported URL scheme"),
+        ("ws+unix:///chat", "the socket's percent-encoded path as its host"),
+        ("ws+unix://%2Ftmp%2Fs:80/chat", "the socket's percent-encoded path as its host"),
+        ("ws://a..b/", "invalid host name"),
+        ("ws://" + "a" * 64 + ".example/", "invalid host name"),
+        ("ws://a\u200db.example/", "invalid host name"),
         ("ws:///path", "has no host"),
         ("ws://", "has no host"),
         ("ws://:80/", "has no host"),
@@ -159,7 +164,6 @@ def test_target_is_frozen() -> None:
         (" ws://h/", "white space or control characters"),
         ("ws://ex%41mple.com/", "invalid host name"),
         ("ws://.example.com/", "invalid host name"),
-        ("ws://" + "a" * 64 + ".example/", "invalid host name"),
         ("ws://a\\b/", "invalid host name"),
     ],
 )
@@ -175,3 +179,56 @@ def test_invalid_url_is_a_value_error() -> None:
         parse_url("ws://h:99999/")
     assert isinstance(info.value, InvalidArgument)
     assert isinstance(info.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        # IDNA 2008 (UTS 46), not Python's IDNA 2003 codec, which gives fass.de.
+        ("ws://faß.de/", "xn--fa-hia.de"),
+        ("ws://FASS.de/", "fass.de"),
+        ("ws://ÖBB.at/", "xn--bb-eka.at"),
+        ("ws://example.com./", "example.com."),
+    ],
+)
+def test_international_host_names_use_idna_2008(url: str, host: str) -> None:
+    assert parse_url(url).host == host
+
+
+def test_unix_socket_urls() -> None:
+    """ws+unix:// has the socket's percent-encoded path where the host would be."""
+    target = parse_url("ws+unix://%2Ftmp%2Fapp.sock/chat?x=1")
+    assert target == Target("localhost", 80, "/chat?x=1", False, None, "/tmp/app.sock")
+    assert target.host_header == "localhost"
+    assert target.url == "ws+unix://%2Ftmp%2Fapp.sock/chat?x=1"
+    secure = parse_url("wss+unix://rel.sock")
+    assert (secure.secure, secure.port, secure.unix_path, secure.resource) == (
+        True,
+        443,
+        "rel.sock",
+        "/",
+    )
+
+
+@pytest.mark.parametrize(
+    ("base", "location", "url"),
+    [
+        ("ws://a.example/x/y?q", "/z", "ws://a.example/z"),
+        ("ws://a.example/x/y", "z?w=1", "ws://a.example/x/z?w=1"),
+        ("wss://a.example:8443/x", "//b.example/p", "wss://b.example/p"),
+        ("ws://a.example/", "https://b.example/p", "wss://b.example/p"),
+        ("ws://a.example/", " wss://b.example/p ", "wss://b.example/p"),
+        ("ws+unix://%2Fs/x", "/y", "ws+unix://%2Fs/y"),
+        ("ws+unix://%2Fs/x", "ws://localhost/y", "ws+unix://%2Fs/y"),
+        ("ws+unix://%2Fs/x", "ws://other/y", "ws://other/y"),
+    ],
+)
+def test_redirect_locations_resolve_against_the_current_url(
+    base: str, location: str, url: str
+) -> None:
+    assert resolve_redirect(parse_url(base), location).url == url
+
+
+def test_a_redirect_location_that_is_no_websocket_url_is_invalid() -> None:
+    with pytest.raises(InvalidURL, match="unsupported URL scheme 'ftp'"):
+        resolve_redirect(parse_url("ws://a/"), "ftp://b/")

@@ -19,8 +19,12 @@ Paths:
 * ``/ping``: send a ping with payload ``b"srv"``, wait for its pong, send ``"pong received"``,
   then echo.
 
+* ``/headers``: first send a TEXT message with the request's headers as JSON pairs, then echo.
+
 Options: ``--subprotocol NAME`` (repeatable, in order of preference), ``--no-compression``,
-``--certfile PEM --keyfile PEM`` (serve ``wss://``).
+``--certfile PEM --keyfile PEM`` (serve ``wss://``), ``--require-client-cert CA_PEM`` (TLS 1.3
+only, and the client must present a certificate from that CA), ``--unix PATH`` (listen on that Unix
+socket instead, with ``unix_serve``; the ready record has ``port`` 0).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import argparse
 import asyncio
 import json
 import ssl
+from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve, unix_serve
 from websockets.exceptions import ConnectionClosed
 
 
@@ -56,6 +61,9 @@ async def handler(ws: ServerConnection) -> None:
             elif path == "/ping":
                 await (await ws.ping(b"srv"))
                 await ws.send("pong received")
+            elif path == "/headers":
+                assert ws.request is not None
+                await ws.send(json.dumps(list(ws.request.headers.raw_items())))
             elif path == "/info":
                 extensions = [ext.name for ext in ws.protocol.extensions]
                 await ws.send(json.dumps({"subprotocol": ws.subprotocol, "extensions": extensions}))
@@ -74,24 +82,33 @@ async def main() -> None:
     parser.add_argument("--no-compression", action="store_true")
     parser.add_argument("--certfile")
     parser.add_argument("--keyfile")
+    parser.add_argument("--unix")
+    parser.add_argument("--require-client-cert")
     args = parser.parse_args()
     context = None
     if args.certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.certfile, args.keyfile)
-    async with serve(
-        handler,
-        "127.0.0.1",
-        0,
-        subprotocols=args.subprotocol or None,
-        compression=None if args.no_compression else "deflate",
-        ssl=context,
-        max_size=None,
-        ping_interval=None,
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        emit(event="ready", port=port)
-        await server.serve_forever()
+        if args.require_client_cert:
+            context.minimum_version = ssl.TLSVersion.TLSv1_3
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(args.require_client_cert)
+    options: dict[str, Any] = {
+        "subprotocols": args.subprotocol or None,
+        "compression": None if args.no_compression else "deflate",
+        "ssl": context,
+        "max_size": None,
+        "ping_interval": None,
+    }
+    if args.unix:
+        async with unix_serve(handler, args.unix, **options) as server:
+            emit(event="ready", port=0)
+            await server.serve_forever()
+    else:
+        async with serve(handler, "127.0.0.1", 0, **options) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            emit(event="ready", port=port)
+            await server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from ._errors import WSDecodeError as WSDecodeError
 from ._errors import WSError as WSError
 from ._errors import WSMessageTypeError as WSMessageTypeError
 from ._errors import WSProtocolError as WSProtocolError
+from ._errors import WSProxyError as WSProxyError
+from ._errors import WSRedirectError as WSRedirectError
 from ._errors import WSServerHandshakeError as WSServerHandshakeError
 from ._errors import WSTimeoutError as WSTimeoutError
 from ._errors import WSTLSError as WSTLSError
@@ -24,8 +26,7 @@ from ._types import ClientWSTimeout as ClientWSTimeout
 from ._types import WSCloseCode as WSCloseCode
 from ._types import WSMessage as WSMessage
 from ._types import WSMsgType as WSMsgType
-
-__version__ = "0.1.0.dev0"
+from ._version import __version__ as __version__
 
 __all__ = [
     "DEFAULT_WS_CLIENT_TIMEOUT",
@@ -47,6 +48,8 @@ __all__ = [
     "WSMsgType",
     "WSOptions",
     "WSProtocolError",
+    "WSProxyError",
+    "WSRedirectError",
     "WSServerHandshakeError",
     "WSTLSError",
     "WSTimeoutError",

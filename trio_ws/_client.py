@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Unpack
@@ -36,18 +37,30 @@ import attrs
 import trio
 
 from ._connection import ClientWebSocket
-from ._errors import ConnectTimeoutError, InvalidArgument, WSConnectionError, WSError
+from ._errors import (
+    ConnectTimeoutError,
+    InvalidArgument,
+    InvalidURL,
+    WSConnectionError,
+    WSError,
+    WSRedirectError,
+    WSServerHandshakeError,
+    WSTLSError,
+)
 from ._handshake import ClientHandshake, Negotiated
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
-from ._transport import open_stream, write_now
-from ._url import parse_url
+from ._transport import open_stream, tls_reason, write_now
+from ._types import BasicAuth
+from ._url import Target, parse_url, resolve_redirect
 
 __all__ = ["connect_ws", "open_ws"]
 
 #: How long to keep reading a rejection's body after its head arrived.
 _BODY_GRACE = 1.0
 _HANDSHAKE_READ = 64 * 1024
+#: Request headers that only go to the origin they were given for (as the URL's credentials).
+_ORIGIN_BOUND = frozenset({"authorization", "cookie"})
 
 
 async def _read_response(stream: trio.abc.Stream, hs: ClientHandshake) -> None:
@@ -58,9 +71,9 @@ async def _read_response(stream: trio.abc.Stream, hs: ClientHandshake) -> None:
         hs.receive_eof()
 
 
-async def _handshake(
-    stream: trio.abc.Stream, hs: ClientHandshake
-) -> tuple[trio.abc.Stream, ClientHandshake]:
+async def _handshake(stream: trio.abc.Stream, hs: ClientHandshake, plain_wss: bool) -> None:
+    """Send the upgrade request and read the response as far as ``hs`` needs; a rejection's
+    body gets at most :data:`_BODY_GRACE` seconds after its head."""
     try:
         request = hs.request_bytes()
         sent = write_now(stream, request)
@@ -79,10 +92,80 @@ async def _handshake(
                 continue
             hs.finish_body()
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-        raise WSConnectionError(
-            f"the connection to {hs.target.url} broke during the opening handshake: {exc}"
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        error = WSTLSError if isinstance(cause, ssl.SSLError) else WSConnectionError
+        raise error(
+            f"the connection to {hs.target.url} broke during the opening handshake: "
+            f"{tls_reason(exc)}"
         ) from exc
-    return stream, hs
+    if plain_wss and not hs.succeeded:
+        hs.explain("the URL is wss:// but stream= is not a trio.SSLStream: TLS was expected")
+
+
+def _credentials(
+    options: ConnectOptions, first: Target, target: Target
+) -> tuple[BasicAuth | None, tuple[tuple[str, str], ...]]:
+    """The credentials a request to ``target`` carries: all of them on the first URL's
+    origin; elsewhere only those of its own URL, and no Authorization or Cookie header."""
+    if target.origin == first.origin:
+        return options.auth or first.credentials or target.credentials, options.headers
+    headers = tuple((k, v) for k, v in options.headers if k.lower() not in _ORIGIN_BOUND)
+    return target.credentials, headers
+
+
+def _redirect(
+    hs: ClientHandshake,
+    target: Target,
+    chain: list[str],
+    options: ConnectOptions,
+    stream: trio.abc.Stream | None,
+) -> Target:
+    """Where ``hs``'s redirect goes, or :exc:`WSRedirectError` if it may not be followed."""
+    location = hs.redirect
+    assert location is not None
+    try:
+        hs.result()
+    except WSServerHandshakeError as exc:
+        status, headers, body = exc.status, exc.headers, exc.body
+
+    def refuse(why: str, where: str) -> WSRedirectError:
+        hops = " -> ".join([*chain, where])
+        return WSRedirectError(
+            f"WebSocket handshake with {chain[0]} failed: {why} ({hops})",
+            status=status,
+            headers=headers,
+            body=body,
+            chain=[*chain, where],
+        )
+
+    if stream is not None:
+        raise refuse("the server redirects, which cannot be followed over stream=", location)
+    try:
+        new = resolve_redirect(target, location)
+    except InvalidURL as exc:
+        raise refuse(f"the server redirects to an unusable location: {exc}", location) from None
+    if target.secure and not new.secure:
+        raise refuse("refusing to follow a redirect from wss:// to ws://", new.url)
+    if new.url in chain:
+        raise refuse("redirect loop", new.url)
+    if len(chain) > options.max_redirects:
+        raise refuse(f"more than max_redirects={options.max_redirects} redirects", new.url)
+    return new
+
+
+def _new_handshake(options: ConnectOptions, first: Target, target: Target) -> ClientHandshake:
+    auth, headers = _credentials(options, first, target)
+    return ClientHandshake(
+        target,
+        protocols=options.protocols,
+        headers=headers,
+        origin=options.origin,
+        auth=auth,
+        compress=options.compress,
+        client_notakeover=options.client_notakeover,
+        user_agent=options.user_agent,
+        follow_redirects=options.max_redirects > 0,
+    )
 
 
 async def _connect(
@@ -92,32 +175,39 @@ async def _connect(
     # checked when they were built; here the stream, the URL and the handshake's HTTP rules.
     if stream is not None and not isinstance(stream, trio.abc.Stream):
         raise InvalidArgument(f"stream must be a trio.abc.Stream or None, not {stream!r}")
-    target = parse_url(url, options.params)
-    hs = ClientHandshake(
-        target,
-        protocols=options.protocols,
-        headers=options.headers,
-        origin=options.origin,
-        auth=options.auth,
-        compress=options.compress,
-        client_notakeover=options.client_notakeover,
-    )
+    first = target = parse_url(url, options.params)
+    if options.unix_socket is not None:
+        first = target = attrs.evolve(target, unix_path=options.unix_socket)
+    plain_wss = stream is not None and target.secure and not isinstance(stream, trio.SSLStream)
+    hs = _new_handshake(options, first, target)
     connect_timeout = options.connect_timeout
     deadline = trio.current_time() + connect_timeout if connect_timeout is not None else math.inf
-    opened: trio.abc.Stream | None = stream
+    chain: list[str] = []
+    opened: trio.abc.Stream | None = None
     try:
         with trio.move_on_at(deadline) as scope:
-            if opened is None:
-                opened = await open_stream(
-                    target, ssl=options.ssl, server_hostname=options.server_hostname
-                )
-            await _handshake(opened, hs)
+            while True:
+                opened = stream
+                if opened is None:
+                    opened = await open_stream(
+                        target, ssl=options.ssl, server_hostname=options.server_hostname
+                    )
+                await _handshake(opened, hs, plain_wss)
+                if hs.redirect is None:
+                    break
+                chain.append(target.url)
+                target = _redirect(hs, target, chain, options, stream)
+                hs = _new_handshake(options, first, target)
+                await trio.aclose_forcefully(opened)
+                opened = None
         if scope.cancelled_caught and hs.in_body:
             # The server refused in time; only its body was slow. Report the refusal.
             hs.finish_body()
         elif scope.cancelled_caught:
+            via = f" (redirected from {' -> '.join(chain)})" if chain else ""
             raise ConnectTimeoutError(  # noqa: TRY301 - the except clause only closes the stream
-                f"connecting to {target.url} took longer than connect_timeout={connect_timeout} s"
+                f"connecting to {target.url}{via} took longer than "
+                f"connect_timeout={connect_timeout} s"
             )
         result = hs.result()
     except BaseException:

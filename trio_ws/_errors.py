@@ -10,8 +10,10 @@ translated into one of them at a single boundary, with the original chained as `
     │   └── InvalidURL                           malformed URL, unsupported scheme, bad port
     ├── WSConnectionError (also OSError)         DNS failure, refused or unreachable host
     │   ├── WSTLSError                           TLS handshake or certificate failure
+    │   ├── WSProxyError                         the proxy refused, failed or answered garbage
     │   └── ConnectTimeoutError (also WSTimeoutError)  connect_timeout expired
     ├── WSServerHandshakeError                   the server did not accept the upgrade
+    │   └── WSRedirectError                      a redirect we may not follow, a loop, too many
     ├── WSTimeoutError (also TimeoutError)       receive() timed out; the connection stays usable
     │   └── ServerTimeoutError                   heartbeat: the server went silent
     ├── WSProtocolError                          the server broke RFC 6455 (has the close code)
@@ -38,6 +40,8 @@ __all__ = [
     "WSError",
     "WSMessageTypeError",
     "WSProtocolError",
+    "WSProxyError",
+    "WSRedirectError",
     "WSServerHandshakeError",
     "WSTLSError",
     "WSTimeoutError",
@@ -73,6 +77,40 @@ class WSTimeoutError(WSError, TimeoutError):
 
 class WSTLSError(WSConnectionError):
     """The TLS handshake failed, for example because the certificate did not verify."""
+
+
+class WSProxyError(WSConnectionError):
+    """The proxy refused the tunnel (407, 403, 502...), closed early, answered something that
+    is not its protocol, or could not reach the server.
+
+    Attributes:
+        proxy: the proxy's URL, without credentials.
+        status: the HTTP status of an HTTP proxy's answer (0 if none; SOCKS: its reply code).
+        headers: an HTTP proxy's response headers, as ``(name, value)`` pairs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        proxy: str = "",
+        status: int = 0,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+        self.status = status
+        self.headers: list[tuple[str, str]] = headers if headers is not None else []
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (type(self), str(self), self.proxy, self.status, self.headers)
+        return (_rebuild_proxy_error, args)
+
+
+def _rebuild_proxy_error(
+    cls: type[WSProxyError], message: str, proxy: str, status: int, headers: list[tuple[str, str]]
+) -> WSProxyError:
+    return cls(message, proxy=proxy, status=status, headers=headers)
 
 
 class ConnectTimeoutError(WSConnectionError, WSTimeoutError):
@@ -116,6 +154,47 @@ def _rebuild_handshake_error(
     body: bytes,
 ) -> WSServerHandshakeError:
     return cls(message, status=status, headers=headers, body=body)
+
+
+class WSRedirectError(WSServerHandshakeError):
+    """A redirect that is not followed: from ``wss://`` to ``ws://`` (no plaintext connection
+    is ever opened), a loop, more than ``max_redirects`` hops, a ``Location`` that is not a
+    WebSocket URL, or any redirect over ``stream=``. ``status``, ``headers`` and ``body`` are
+    the redirect's.
+
+    Attributes:
+        chain: the URLs visited, first to last, without credentials; the last is where the
+            redirect pointed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        chain: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, headers=headers, body=body)
+        self.chain: list[str] = chain if chain is not None else []
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_redirect_error,
+            (type(self), str(self), self.status, self.headers, self.body, self.chain),
+        )
+
+
+def _rebuild_redirect_error(
+    cls: type[WSRedirectError],
+    message: str,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    chain: list[str],
+) -> WSRedirectError:
+    return cls(message, status=status, headers=headers, body=body, chain=chain)
 
 
 class ServerTimeoutError(WSTimeoutError):

@@ -1,17 +1,23 @@
-"""The opening handshake, without I/O: the request bytes and a strict, bounded response parser.
+"""The opening handshake, without I/O: the request bytes and a strict, bounded response check.
 
-RFC 6455 §4.1 lists what a client must check in the server's response; wsproto's own client
-handshake (on h11) checks less and bounds nothing, so trio_ws parses the response head itself:
+The request is built, and the response parsed, by h11 (RFC 9112), bounded here: the response
+head must end within :data:`MAX_HEAD_SIZE` bytes and have at most :data:`MAX_HEADERS` header
+lines. On top of it, RFC 6455 §4.1's checks of the server's answer:
 
-* at most :data:`MAX_HEAD_SIZE` bytes and :data:`MAX_HEADERS` header lines, no obsolete line
-  folding, ASCII only;
 * status 101, ``Upgrade: websocket``, ``Connection: upgrade``, exactly one correct
   ``Sec-WebSocket-Accept``;
 * a subprotocol only from our offer, extensions only from our offer, with RFC 7692 parameters
   validated strictly;
-* for any other status, the body is collected up to :data:`MAX_BODY_SIZE` for the error.
+* for any other status, the body is collected up to :data:`MAX_BODY_SIZE` for the error (whose
+  message quotes the start of it), except that a redirect we follow ends at its head.
 
-Header values that the caller passes are checked for CR, LF and NUL before anything is sent.
+Why h11 rather than our own parser: one parser for every HTTP exchange of the connect phase
+(the upgrade and a proxy's CONNECT), with its line rules (a bare LF ends a line, so a value
+can never hide a second header; obs-fold is unfolded) and body framing (chunked, length,
+until EOF), which a home-made parser got wrong twice. It costs about 25 µs per connection.
+
+Header values that the caller passes are checked for control characters and non-ASCII before
+anything is sent.
 
 The key and the accept token (RFC 6455 §4.1, §4.2.2) are computed here, not taken from wsproto:
 no module of the client imports wsproto, which stays the independent peer of the tests and the
@@ -20,6 +26,7 @@ engine of :mod:`trio_ws.testing`.
 
 from __future__ import annotations
 
+import ast
 import base64
 import enum
 import hashlib
@@ -30,16 +37,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import attrs
+import h11
 
 from ._deflate import ClientDeflate
 from ._errors import InvalidArgument, WSServerHandshakeError
 from ._types import BasicAuth
 from ._url import Target
+from ._version import __version__
 
 __all__ = [
     "MAX_BODY_SIZE",
     "MAX_HEADERS",
     "MAX_HEAD_SIZE",
+    "REDIRECT_STATUSES",
+    "USER_AGENT",
     "ClientHandshake",
     "HandshakeResult",
     "Headers",
@@ -61,8 +72,16 @@ Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 _ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_STATUS_LINE: Final = re.compile(r"HTTP/1\.[01] ([0-9]{3})(?: (.*))?")
-_BAD_VALUE: Final = re.compile(r"[\r\n\x00]")
+# RFC 9110 §5.5: a field value has no control characters but HTAB.
+_BAD_VALUE: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_H11_LINE: Final = re.compile(r"illegal (status|header) line: bytearray\((b'.*'|b\".*\")\)", re.S)
+#: Characters of a rejection's body shown in its error message.
+_EXCERPT: Final = 200
+#: The statuses of a redirect (RFC 9110 §15.4) that the client follows.
+REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+#: The default ``User-Agent``: several servers and CDNs refuse requests without one.
+USER_AGENT: Final = f"trio_ws/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
 # Headers the handshake owns; a caller who sets them would break it.
 _RESERVED: Final = frozenset(
     {
@@ -113,6 +132,7 @@ class HandshakeResult:
 class _Phase(enum.Enum):
     HEAD = enum.auto()
     BODY = enum.auto()
+    SWITCHED = enum.auto()  # a 101 head was read; its headers are checked next
     DONE = enum.auto()
 
 
@@ -122,7 +142,23 @@ def _check_header(name: str, value: str) -> None:
     if not _TOKEN.fullmatch(name):
         raise InvalidArgument(f"invalid header name {name!r}")
     if _BAD_VALUE.search(value):
-        raise InvalidArgument(f"header {name!r} has a value with CR, LF or NUL: {value!r}")
+        raise InvalidArgument(
+            f"header {name!r} has a value with CR, LF, NUL or another control character: "
+            f"{value!r}"
+        )
+    if not value.isascii():
+        # RFC 9110 §5.5: field values are ASCII in practice (obs-text is for old servers'
+        # Latin-1); raw UTF-8 would be read as something else on the other end.
+        raise InvalidArgument(
+            f"header {name!r} has a non-ASCII value {value!r}: encode it first "
+            "(percent-encoding, or RFC 8187 for parameters)"
+        )
+
+
+def _excerpt(data: bytes) -> str:
+    """A short, printable excerpt of ``data`` for an error message."""
+    text = " ".join(_CONTROL.sub(" ", data[: _EXCERPT * 4].decode("utf-8", "replace")).split())
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
 
 
 def _deflate_offer(compress: int, client_notakeover: bool) -> str:
@@ -138,18 +174,26 @@ def _deflate_offer(compress: int, client_notakeover: bool) -> str:
 class ClientHandshake:
     """Build the upgrade request and check the response, without I/O.
 
+    The response is parsed by h11 (bounded: the head must end within :data:`MAX_HEAD_SIZE`
+    bytes, :data:`MAX_HEADERS` header lines at most), and checked here against RFC 6455 §4.1
+    and RFC 7692.
+
     Args:
         target: where the request goes.
         protocols: subprotocols to offer, in order of preference.
-        headers: extra request headers.
+        headers: extra request headers (a ``Host``, ``Origin``, ``Authorization`` or
+            ``User-Agent`` among them replaces ours).
         origin: the ``Origin`` header, if any.
         auth: Basic credentials (else those of the URL, if any).
         compress: 0, or 9..15 to offer permessage-deflate with that ``client_max_window_bits``.
         client_notakeover: offer ``client_no_context_takeover``.
+        user_agent: the ``User-Agent`` header; ``None`` sends none.
+        follow_redirects: a 3xx response with a ``Location`` ends the handshake at its head,
+            with :attr:`redirect` set (no wait for its body).
 
     Raises:
-        InvalidArgument: a header with CR/LF/NUL, one the handshake owns, an invalid
-            subprotocol name, or ``compress`` out of range.
+        InvalidArgument: a header with a control character or a non-ASCII value, one the
+            handshake owns, an invalid subprotocol name, or ``compress`` out of range.
     """
 
     def __init__(
@@ -162,6 +206,8 @@ class ClientHandshake:
         auth: BasicAuth | tuple[str, str] | None = None,
         compress: int = 0,
         client_notakeover: bool = False,
+        user_agent: str | None = USER_AGENT,
+        follow_redirects: bool = False,
     ) -> None:
         self.target = target
         self.key = generate_key()
@@ -190,34 +236,44 @@ class ClientHandshake:
                 raise InvalidArgument(f"the {name!r} header is set by the opening handshake")
         if origin is not None:
             _check_header("Origin", origin)
+        if user_agent is not None:
+            _check_header("User-Agent", user_agent)
         names = {name.lower() for name, _ in extra}
-        lines = [f"GET {target.resource} HTTP/1.1"]
-        if "host" not in names:
-            lines.append(f"Host: {target.host_header}")
-        lines += [
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {self.key.decode('ascii')}",
-            "Sec-WebSocket-Version: 13",
+        fields = [] if "host" in names else [("Host", target.host_header)]
+        fields += [
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", self.key.decode("ascii")),
+            ("Sec-WebSocket-Version", "13"),
         ]
         if self.protocols:
-            lines.append(f"Sec-WebSocket-Protocol: {', '.join(self.protocols)}")
+            fields.append(("Sec-WebSocket-Protocol", ", ".join(self.protocols)))
         if compress:
-            lines.append(f"Sec-WebSocket-Extensions: {_deflate_offer(compress, client_notakeover)}")
+            fields.append(
+                ("Sec-WebSocket-Extensions", _deflate_offer(compress, client_notakeover))
+            )
         if origin is not None and "origin" not in names:
-            lines.append(f"Origin: {origin}")
+            fields.append(("Origin", origin))
         if auth is not None and "authorization" not in names:
-            lines.append(f"Authorization: {auth.encode()}")
-        lines += [f"{name}: {value}" for name, value in extra]
-        self._request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+            fields.append(("Authorization", auth.encode()))
+        if user_agent is not None and "user-agent" not in names:
+            fields.append(("User-Agent", user_agent))
+        fields += extra
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        request = h11.Request(method="GET", target=target.resource, headers=fields)
+        self._request = self._h11.send(request) or b""
+        self._h11.send(h11.EndOfMessage())
 
-        self._buffer = bytearray()
+        self._follow_redirects = follow_redirects
         self._phase = _Phase.HEAD
+        self._head_room = MAX_HEAD_SIZE  # bytes the head may still take
+        self._first = b""  # the first bytes received (to recognise a TLS answer)
         self._status = 0
         self._reason = ""
         self._headers: list[tuple[str, str]] = []
-        self._body_wanted: int | None = None  # None: until EOF
-        self._chunked = False
+        self._body = bytearray()
+        #: The ``Location`` of a redirect (only with ``follow_redirects``), else ``None``.
+        self.redirect: str | None = None
         self._result: HandshakeResult | None = None
         self._error: WSServerHandshakeError | None = None
 
@@ -231,37 +287,60 @@ class ClientHandshake:
         return self._phase is _Phase.DONE
 
     @property
+    def succeeded(self) -> bool:
+        """The handshake is done and the upgrade was accepted."""
+        return self._result is not None
+
+    def explain(self, why: str) -> None:
+        """Add ``why`` (what the I/O layer knows of the cause) to the failure's message."""
+        exc = self._error
+        assert exc is not None, "explain() without a failure"
+        self._error = WSServerHandshakeError(
+            f"{exc} ({why})", status=exc.status, headers=exc.headers, body=exc.body
+        )
+
+    @property
     def in_body(self) -> bool:
         """A rejection's head has been read and its body is being collected."""
         return self._phase is _Phase.BODY
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes of the response."""
-        if self._phase is _Phase.DONE:
+        if self._phase is _Phase.DONE or not data:
             return
-        self._buffer += data
+        rest = b""
         if self._phase is _Phase.HEAD:
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > MAX_HEAD_SIZE:
-                    self._reject(f"the response head exceeds {MAX_HEAD_SIZE} bytes")
-                return
-            if end + 4 > MAX_HEAD_SIZE:
-                self._reject(f"the response head exceeds {MAX_HEAD_SIZE} bytes")
-                return
-            head = bytes(self._buffer[:end])
-            del self._buffer[: end + 4]
-            self._parse_head(head)
-        if self._phase is _Phase.BODY:
-            self._check_body()
+            if not self._first:
+                self._first = bytes(data[:4])
+            # The head must end within MAX_HEAD_SIZE bytes: h11 gets no more until it has.
+            room = self._head_room
+            if len(data) > room:
+                data, rest = data[:room], bytes(data[room:])
+            self._head_room -= len(data)
+        self._h11.receive_data(bytes(data))
+        self._next_events()
+        if self._phase is _Phase.HEAD and (rest or not self._head_room):
+            self._reject(f"the response head exceeds {MAX_HEAD_SIZE} bytes")
+            return
+        if rest and not self.done:
+            self._h11.receive_data(rest)
+            self._next_events()
+        if self._phase is _Phase.SWITCHED:
+            self._check_upgrade(self._h11.trailing_data[0])
 
     def receive_eof(self) -> None:
         """The server closed the connection."""
         if self._phase is _Phase.HEAD:
-            what = "an incomplete response" if self._buffer else "no response"
-            self._reject(f"the server closed the connection after {what} to the upgrade request")
+            what = "an incomplete response" if self._first else "no response"
+            # A TLS-only server hangs up on plain HTTP, often without a word.
+            hint = "" if self._first or self.target.secure else " (a TLS server? use wss://)"
+            self._reject(
+                f"the server closed the connection after {what} to the upgrade request{hint}"
+            )
         elif self._phase is _Phase.BODY:
-            self._finish_rejection()
+            self._h11.receive_data(b"")
+            self._next_events()
+            self.finish_body()
 
     def finish_body(self) -> None:
         """Stop waiting for more of a rejection's body (the I/O layer's grace time ran out)."""
@@ -291,57 +370,79 @@ class ClientHandshake:
             body=body,
         )
 
-    def _parse_head(self, head: bytes) -> None:
-        # RFC 9112 §2.2: a head is parsed as octets; obs-text in field values is ISO-8859-1.
-        lines = head.decode("latin-1").split("\r\n")
-        match = _STATUS_LINE.fullmatch(lines[0])
-        if match is None:
-            self._reject(f"invalid HTTP status line {lines[0][:100]!r}")
-            return
-        self._status = int(match.group(1))
-        self._reason = match.group(2) or ""
-        if len(lines) - 1 > MAX_HEADERS:
-            self._reject(f"the response has more than {MAX_HEADERS} headers")
-            return
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not _TOKEN.fullmatch(name):
-                self._reject(f"invalid header line {line[:100]!r}")
+    def _next_events(self) -> None:
+        """Take h11's events until it needs data or the handshake's outcome is known."""
+        conn = self._h11
+        while self._phase is _Phase.HEAD or self._phase is _Phase.BODY:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._phase is _Phase.BODY:
+                    self._finish_rejection()  # a broken body: show what arrived
+                else:
+                    self._reject(self._invalid(exc))
                 return
-            # Interned: idle connections are many, and most of their headers are the same
-            # strings (CPython frees an interned string with its last reference).
-            self._headers.append((sys.intern(name), sys.intern(value.strip(" \t"))))
-        if self._status == 101:
-            self._check_upgrade()
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                self._phase = _Phase.SWITCHED
+                return
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    self._head(event)
+                continue  # 100 Continue, 103 Early Hints: the answer is still to come
+            if isinstance(event, h11.Response):
+                self._head(event)
+                if not self.done:
+                    self._phase = _Phase.BODY
+                    if self._follow_redirects and event.status_code in REDIRECT_STATUSES:
+                        self._take_redirect()
+                continue
+            if isinstance(event, h11.Data):
+                self._body += event.data[: MAX_BODY_SIZE - len(self._body)]
+                if len(self._body) >= MAX_BODY_SIZE:
+                    self._finish_rejection()
+                continue
+            self._finish_rejection()  # EndOfMessage or ConnectionClosed
             return
-        # A rejection: keep (a bounded amount of) the body for the error.
-        self._phase = _Phase.BODY
-        lengths = self._values("content-length")
-        if self._has_token("transfer-encoding", "chunked"):
-            self._chunked = True
-        elif lengths:
-            length = lengths[0].strip()
-            self._body_wanted = min(int(length), MAX_BODY_SIZE) if length.isdigit() else 0
-        elif self._status in (204, 304) or 100 <= self._status < 200:
-            self._body_wanted = 0
 
-    def _check_body(self) -> None:
-        if self._chunked:
-            if b"\r\n0\r\n" in self._buffer or self._buffer.startswith(b"0\r\n"):
-                self._finish_rejection()
-        elif self._body_wanted is not None and len(self._buffer) >= self._body_wanted:
-            self._finish_rejection()
-        if self._phase is _Phase.BODY and len(self._buffer) >= MAX_BODY_SIZE:
+    def _invalid(self, exc: h11.RemoteProtocolError) -> str:
+        first = self._first
+        if len(first) >= 2 and first[0] in (0x15, 0x16) and first[1] == 0x03:
+            # A TLS record (alert or handshake) where an HTTP status line should be.
+            return "the server answered with TLS, not HTTP: use a wss:// URL"
+        # h11 says "illegal status line: bytearray(b'...')": quote the line as text.
+        match = _H11_LINE.fullmatch(str(exc))
+        if match is not None:
+            kind, line = match.group(1), ast.literal_eval(match.group(2)).decode("latin-1")
+            return f"invalid {'HTTP status' if kind == 'status' else 'header'} line {line[:100]!r}"
+        return f"invalid HTTP response: {exc}"
+
+    def _head(self, event: h11.Response | h11.InformationalResponse) -> None:
+        self._status = event.status_code
+        self._reason = event.reason.decode("latin-1")
+        # RFC 9112 §2.2: a head is parsed as octets; obs-text in field values is ISO-8859-1.
+        # Interned: idle connections are many, and most of their headers are the same strings
+        # (CPython frees an interned string with its last reference).
+        self._headers = [
+            (sys.intern(name.decode("latin-1")), sys.intern(value.decode("latin-1")))
+            for name, value in event.headers.raw_items()
+        ]
+        if len(self._headers) > MAX_HEADERS:
+            self._reject(f"the response has more than {MAX_HEADERS} headers")
+
+    def _take_redirect(self) -> None:
+        locations = self._values("location")
+        if len(locations) == 1 and locations[0]:
+            self.redirect = locations[0]
             self._finish_rejection()
 
     def _finish_rejection(self) -> None:
-        body = bytes(self._buffer[:MAX_BODY_SIZE])
-        if self._chunked:
-            body = _dechunk(body)
-        elif self._body_wanted is not None:
-            body = body[: self._body_wanted]
+        body = bytes(self._body)
         reason = f" {self._reason}" if self._reason else ""
-        self._reject(f"the server answered {self._status}{reason}, not 101", body)
+        message = f"the server answered {self._status}{reason}, not 101"
+        excerpt = _excerpt(body)
+        self._reject(f"{message}: {excerpt}" if excerpt else message, body)
 
     def _values(self, name: str) -> list[str]:
         return [v for n, v in self._headers if n.lower() == name]
@@ -349,7 +450,7 @@ class ClientHandshake:
     def _has_token(self, name: str, token: str) -> bool:
         return any(t.strip().lower() == token for v in self._values(name) for t in v.split(","))
 
-    def _check_upgrade(self) -> None:
+    def _check_upgrade(self, trailing_data: bytes) -> None:
         upgrade = self._values("upgrade")
         if len(upgrade) != 1 or upgrade[0].lower() != "websocket":
             self._reject(f"expected 'Upgrade: websocket', got {upgrade!r}")
@@ -373,9 +474,8 @@ class ClientHandshake:
             subprotocol=subprotocol,
             deflate=deflate,
             headers=self._headers,
-            trailing_data=bytes(self._buffer),
+            trailing_data=trailing_data,
         )
-        self._buffer.clear()
 
     def _check_subprotocol(self) -> str | None:
         values = [p.strip() for v in self._values("sec-websocket-protocol") for p in v.split(",")]
@@ -435,7 +535,12 @@ class ClientHandshake:
                 if not re.fullmatch(r"[1-9][0-9]?", value):
                     raise ValueError(f"{key} needs a value from 9 to 15")
                 bits = int(value)
-                # 8 is legal in RFC 7692 but zlib cannot honour it (it silently uses 9).
+                if key == "server_max_window_bits" and bits == 8:
+                    # RFC 7692 allows 8; zlib cannot inflate with 8 but a window of 9 reads
+                    # anything compressed with 8 (a bigger window is always safe to inflate).
+                    bits = 9
+                # We cannot *compress* with 8: zlib silently uses 9, which the server did not
+                # allow.
                 if not 9 <= bits <= 15:
                     raise ValueError(f"{key}={bits} is out of range (9 to 15)")
                 if key == "client_max_window_bits" and bits > self.compress:
@@ -450,23 +555,6 @@ class ClientHandshake:
             server_no_context_takeover="server_no_context_takeover" in seen,
             server_max_window_bits=seen.get("server_max_window_bits") or 15,
         )
-
-
-def _dechunk(body: bytes) -> bytes:
-    """Decode a chunked body as far as it is well-formed (it is only shown in an error)."""
-    out = bytearray()
-    rest = body
-    while rest:
-        size_line, sep, rest = rest.partition(b"\r\n")
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            break
-        if not sep or size == 0:
-            break
-        out += rest[:size]
-        rest = rest[size + 2 :]
-    return bytes(out)
 
 
 def _flatten(pairs: list[tuple[str, str]]) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ annotations could not be resolved by ``typing.get_type_hints``, cattrs or Sphinx
 """
 
 import difflib
+import os
 import ssl as _ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, TypedDict, TypeGuard, final
@@ -43,7 +44,7 @@ from typing import Any, Final, TypedDict, TypeGuard, final
 import attrs
 
 from ._errors import InvalidArgument
-from ._handshake import Headers
+from ._handshake import USER_AGENT, Headers
 from ._protocol import DEFAULT_MAX_FRAGMENTS
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT, BasicAuth, ClientWSTimeout
 from ._url import Params
@@ -81,6 +82,11 @@ def _limit(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
         raise InvalidArgument(f"{attribute.name} must be an int >= 0 (0 = no limit), not {value!r}")
 
 
+def _redirects(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgument(f"max_redirects must be an int >= 0 (0 = none), not {value!r}")
+
+
 def _flag(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
     if not isinstance(value, bool):
         raise InvalidArgument(f"{attribute.name} must be True or False, not {value!r}")
@@ -89,6 +95,16 @@ def _flag(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
 def _optional_str(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise InvalidArgument(f"{attribute.name} must be a str or None, not {value!r}")
+
+
+def _to_path(value: str | os.PathLike[str] | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if isinstance(path, str) and path:
+            return path
+    raise InvalidArgument(f"unix_socket must be a path (str or os.PathLike) or None, not {value!r}")
 
 
 def _check_ssl(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
@@ -205,8 +221,20 @@ class ConnectOptions:
         ssl: for ``wss://``: ``True`` verifies the certificate and host name (the default),
             ``False`` verifies nothing, or an ``ssl.SSLContext`` to use as it is.
         server_hostname: the name to verify and send in SNI, if not the URL's host.
+        unix_socket: connect to this Unix domain socket instead of the URL's host and port
+            (which still give the ``Host`` header and, for ``wss://``, the TLS server name).
+            A ``ws+unix://`` URL says the same in the URL.
+        user_agent: the ``User-Agent`` header (default ``trio_ws/VERSION Python/X.Y``; a
+            ``User-Agent`` in ``headers`` replaces it); ``None`` sends none.
+        max_redirects: how many redirects (301, 302, 303, 307, 308) of the opening handshake
+            to follow, all within ``connect_timeout``; 0 follows none (a redirect is then a
+            :exc:`WSServerHandshakeError` with its status and headers). Never from ``wss://``
+            to ``ws://``; credentials (``auth``, the URL's, ``Authorization`` and ``Cookie``
+            headers) only to the same origin. A loop or too many hops raise
+            :exc:`WSRedirectError`.
         timeout: :class:`ClientWSTimeout`, the receive and close timeouts of the open connection.
-        connect_timeout: seconds for DNS, TCP, TLS and the opening handshake together;
+        connect_timeout: seconds for DNS, TCP, TLS, the opening handshake and its redirects
+            together;
             ``None`` waits for ever. Its expiry raises :exc:`ConnectTimeoutError`. It does not
             bound the session that follows.
         autoclose: answer the server's close frame at once (else the application calls
@@ -233,6 +261,9 @@ class ConnectOptions:
     auth: BasicAuth | None = attrs.field(default=None, converter=_to_auth, repr=_repr_auth)
     ssl: bool | _ssl.SSLContext = attrs.field(default=True, validator=_check_ssl)
     server_hostname: str | None = attrs.field(default=None, validator=_optional_str)
+    unix_socket: str | None = attrs.field(default=None, converter=_to_path)
+    user_agent: str | None = attrs.field(default=USER_AGENT, validator=_optional_str)
+    max_redirects: int = attrs.field(default=10, validator=_redirects)
     timeout: ClientWSTimeout = attrs.field(
         default=DEFAULT_WS_CLIENT_TIMEOUT, validator=_check_timeout
     )
@@ -271,6 +302,9 @@ class WSOptions(TypedDict, total=False):
     auth: BasicAuth | tuple[str, str] | None
     ssl: bool | _ssl.SSLContext
     server_hostname: str | None
+    unix_socket: str | os.PathLike[str] | None
+    user_agent: str | None
+    max_redirects: int
     timeout: ClientWSTimeout
     connect_timeout: float | None
     autoclose: bool

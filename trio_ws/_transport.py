@@ -25,6 +25,8 @@ __all__ = [
     "receive_into",
     "socket_of",
     "ssl_context",
+    "start_tls",
+    "tls_reason",
     "write_now",
 ]
 
@@ -52,50 +54,94 @@ async def open_stream(
     ssl: bool | _ssl.SSLContext = True,
     server_hostname: str | None = None,
 ) -> trio.abc.Stream:
-    """Connect to ``target``: TCP, plus TLS if ``target.secure``.
+    """Connect to ``target``: TCP (or its Unix socket), plus TLS if ``target.secure``.
 
     Cancellation closes whatever was opened and propagates.
 
     Raises:
-        WSConnectionError: DNS failure, refused or unreachable host.
+        WSConnectionError: DNS failure, refused or unreachable host, no such socket.
         WSTLSError: the TLS handshake failed (certificate, hostname, protocol).
     """
     ctx = ssl_context(ssl) if target.secure else None
-    try:
-        tcp = await _open_tcp(target.host, target.port)
-    except OSError as exc:
-        raise WSConnectionError(f"cannot connect to {target.host}:{target.port}: {exc}") from exc
+    if target.unix_path is not None:
+        try:
+            raw: trio.SocketStream = await trio.open_unix_socket(target.unix_path)
+        except OSError as exc:
+            raise WSConnectionError(
+                f"cannot connect to the Unix socket {target.unix_path!r}: {exc}"
+            ) from exc
+        where = f"the Unix socket {target.unix_path!r}"
+    else:
+        try:
+            raw = await _open_tcp(target.host, target.port)
+        except OSError as exc:
+            raise WSConnectionError(
+                f"cannot connect to {target.host}:{target.port}: {exc}"
+            ) from exc
+        where = f"{target.host}:{target.port}"
     if ctx is None:
-        return tcp
+        return raw
+    return await start_tls(raw, ctx, server_hostname or target.host, where)
+
+
+async def start_tls(
+    stream: trio.abc.Stream, ctx: _ssl.SSLContext, server_hostname: str, where: str
+) -> trio.SSLStream[trio.abc.Stream]:
+    """TLS over ``stream`` (closed if this fails), handshake done.
+
+    Raises:
+        WSTLSError: the handshake failed; the message says why in words where OpenSSL's
+            reason is cryptic (a server that does not speak TLS, a missing certificate).
+    """
     # https_compatible: the WebSocket close handshake, not TLS close_notify, ends a session.
-    stream = trio.SSLStream(
-        tcp, ctx, server_hostname=server_hostname or target.host, https_compatible=True
-    )
+    tls = trio.SSLStream(stream, ctx, server_hostname=server_hostname, https_compatible=True)
     try:
-        await stream.do_handshake()
+        await tls.do_handshake()
     except trio.BrokenResourceError as exc:
-        await trio.aclose_forcefully(tcp)
+        await trio.aclose_forcefully(stream)
         cause = exc.__cause__ if exc.__cause__ is not None else exc
-        raise WSTLSError(
-            f"TLS handshake with {target.host}:{target.port} failed: {cause}"
-        ) from cause
+        raise WSTLSError(f"TLS handshake with {where} failed: {tls_reason(cause)}") from cause
     except BaseException:
-        await trio.aclose_forcefully(tcp)
+        await trio.aclose_forcefully(stream)
         raise
-    return stream
+    return tls
+
+
+#: OpenSSL reasons that mean the other end does not speak TLS (it answered in plain text or
+#: hung up at our ClientHello).
+_NOT_TLS: Final = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+)
+
+
+def tls_reason(exc: BaseException) -> str:
+    """``exc`` (or the TLS error in its causes) in words."""
+    err: BaseException | None = exc
+    while err is not None and not isinstance(err, _ssl.SSLError):
+        err = err.__cause__
+    if err is None:
+        return str(exc) or type(exc).__name__
+    reason = getattr(err, "reason", None) or ""
+    if reason in _NOT_TLS:
+        return f"{err} (the server does not speak TLS there: is it a ws:// server?)"
+    if isinstance(err, _ssl.SSLEOFError) or reason == "UNEXPECTED_EOF_WHILE_READING":
+        return f"{err} (the server closed the connection: does it speak TLS there?)"
+    if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+        return "the server requires a client certificate (certificate required)"
+    return str(err)
 
 
 async def _open_tcp(host: str, port: int) -> trio.SocketStream:
     """TCP to ``host``: an IP address is connected to directly; a name goes through
     ``trio.open_tcp_stream`` (DNS, then Happy Eyeballs over the addresses it returns)."""
+    version: int
     try:
-        family = (
-            trio.socket.AF_INET6
-            if ipaddress.ip_address(host.partition("%")[0]).version == 6
-            else trio.socket.AF_INET
-        )
+        version = ipaddress.ip_address(host.partition("%")[0]).version
     except ValueError:
+        version = 0  # a name (not called in this except clause: nothing to chain to its errors)
+    if not version:
         return await trio.open_tcp_stream(host, port)
+    family = trio.socket.AF_INET6 if version == 6 else trio.socket.AF_INET
     # The same steps as open_tcp_stream for one address, without its nursery and DNS call.
     sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
     try:

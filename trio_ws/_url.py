@@ -6,16 +6,19 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from typing import Final
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urljoin, urlsplit
 
 import attrs
+import idna
 
 from ._errors import InvalidArgument, InvalidURL
 from ._types import BasicAuth
 
-__all__ = ["Target", "parse_url"]
+__all__ = ["Target", "parse_url", "resolve_redirect"]
 
 _SCHEMES: Final = {"ws": False, "wss": True, "http": False, "https": True}
+#: ``ws+unix://%2Fpath%2Fto%2Fsocket/resource``: the socket's path, percent-encoded, as the host.
+_UNIX_SCHEMES: Final = {f"{scheme}+unix": secure for scheme, secure in _SCHEMES.items()}
 # RFC 3986 pchar plus "/" and "?" and "%" (already-escaped octets are kept as they are).
 _PATH_SAFE: Final = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE: Final = _PATH_SAFE + "?"
@@ -33,6 +36,9 @@ class Target:
         resource: path and query for the request line, never empty.
         secure: ``True`` for ``wss://`` (and ``https://``).
         credentials: Basic credentials from ``user:pass@`` in the URL, if any.
+        unix_path: the Unix domain socket to connect to instead of ``host:port`` (from a
+            ``ws+unix://`` URL or the ``unix_socket`` option); ``host`` is then only the
+            ``Host`` header and the TLS server name.
     """
 
     host: str
@@ -40,6 +46,7 @@ class Target:
     resource: str
     secure: bool
     credentials: BasicAuth | None = None
+    unix_path: str | None = None
 
     @property
     def host_header(self) -> str:
@@ -53,7 +60,15 @@ class Target:
     def url(self) -> str:
         """The URL without credentials, as used in messages and ``Origin``-free logs."""
         scheme = "wss" if self.secure else "ws"
+        if self.unix_path is not None:
+            return f"{scheme}+unix://{quote(self.unix_path, safe='')}{self.resource}"
         return f"{scheme}://{self.host_header}{self.resource}"
+
+    @property
+    def origin(self) -> tuple[bool, str, int, str | None]:
+        """What a redirect must keep for credentials to follow it (RFC 6454 §4, plus the
+        socket): scheme, host, port, Unix socket path."""
+        return (self.secure, self.host, self.port, self.unix_path)
 
 
 _CONTROL_OR_SPACE: Final = re.compile(r"[\x00-\x20\x7f]")
@@ -80,15 +95,29 @@ def parse_url(url: str, params: Params | None = None) -> Target:
     except ValueError as exc:
         raise InvalidURL(f"invalid URL {url!r}: {exc}") from exc
     scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise InvalidURL(f"unsupported URL scheme {parts.scheme!r} in {url!r}: use ws:// or wss://")
-    secure = _SCHEMES[scheme]
+    unix_path = None
+    if scheme in _UNIX_SCHEMES:
+        secure = _UNIX_SCHEMES[scheme]
+        unix_path = unquote(parts.netloc)
+        if not unix_path or port is not None or parts.username is not None:
+            raise InvalidURL(
+                f"a {scheme}:// URL has the socket's percent-encoded path as its host, "
+                f"e.g. {scheme}://%2Frun%2Fapp.sock/path, not {url!r}"
+            )
+        host = "localhost"
+    elif scheme in _SCHEMES:
+        secure = _SCHEMES[scheme]
+        host = parts.hostname or ""
+        if not host:
+            raise InvalidURL(f"the URL has no host: {url!r}")
+        host = _normalize_host(host, url)
+    else:
+        raise InvalidURL(
+            f"unsupported URL scheme {parts.scheme!r} in {url!r}: use ws://, wss:// "
+            "(or ws+unix://, wss+unix://)"
+        )
     if "#" in url:
         raise InvalidURL(f"a WebSocket URL must not contain a fragment: {url!r}")
-    host = parts.hostname
-    if not host:
-        raise InvalidURL(f"the URL has no host: {url!r}")
-    host = _normalize_host(host, url)
     if port is None:
         port = 443 if secure else 80
     elif port == 0:
@@ -109,7 +138,37 @@ def parse_url(url: str, params: Params | None = None) -> Target:
             credentials = BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
         except InvalidArgument as exc:
             raise InvalidURL(f"invalid credentials in {url!r}: {exc}") from exc
-    return Target(host=host, port=port, resource=resource, secure=secure, credentials=credentials)
+    return Target(
+        host=host,
+        port=port,
+        resource=resource,
+        secure=secure,
+        credentials=credentials,
+        unix_path=unix_path,
+    )
+
+
+def resolve_redirect(target: Target, location: str) -> Target:
+    """The target a redirect's ``Location`` points to, relative to ``target`` (RFC 9110
+    §10.2.2). ``http(s)://`` is read as ``ws(s)://``. A redirect to the same origin keeps the
+    Unix socket.
+
+    Raises:
+        InvalidURL: the location is not a usable WebSocket URL.
+    """
+    base = target.url if target.unix_path is None else (
+        f"{'wss' if target.secure else 'ws'}://{target.host_header}{target.resource}"
+    )
+    try:
+        joined = urljoin(base, location.strip())
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise InvalidURL(f"invalid URL {location!r}: {exc}") from None
+    new = parse_url(joined)
+    if target.unix_path is not None and new.unix_path is None:
+        same = (new.secure, new.host, new.port) == (target.secure, target.host, target.port)
+        if same:
+            new = attrs.evolve(new, unix_path=target.unix_path)
+    return new
 
 
 def _normalize_host(host: str, url: str) -> str:
@@ -118,10 +177,20 @@ def _normalize_host(host: str, url: str) -> str:
         return str(ipaddress.ip_address(host.replace("%25", "%")))
     except ValueError:
         pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise InvalidURL(f"invalid host name {host!r} in {url!r}") from exc
-    if any(c in ascii_host for c in "[]@/\\?#%") or ascii_host.startswith("."):
+    if host.isascii():
+        ascii_host = host.lower()
+    else:
+        # IDNA 2008 with the UTS 46 mapping, as browsers and curl resolve names (Python's own
+        # "idna" codec is IDNA 2003, which maps "faß.de" to "fass.de", another domain).
+        try:
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise InvalidURL(f"invalid host name {host!r} in {url!r}: {exc}") from None
+    labels = ascii_host[:-1].split(".") if ascii_host.endswith(".") else ascii_host.split(".")
+    if (
+        any(c in ascii_host for c in "[]@/\\?#%")
+        or len(ascii_host) > 253
+        or not all(0 < len(label) <= 63 for label in labels)
+    ):
         raise InvalidURL(f"invalid host name {host!r} in {url!r}")
-    return ascii_host.lower()
+    return ascii_host
