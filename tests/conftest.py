@@ -10,6 +10,18 @@ from hypothesis import settings
 
 from .peer import ws_pair
 
+#: The environment variables trio_ws reads for proxies (each also in upper case).
+PROXY_VARIABLES = ("ws_proxy", "wss_proxy", "http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without proxy variables (a CI machine may set them; a test that
+    needs them sets them with monkeypatch, which undoes it afterwards)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
 
 @pytest.fixture
 def open_pair() -> Callable[..., object]:

@@ -27,6 +27,7 @@ SANS_IO = [
     "_url",
     "_types",
     "_errors",
+    "_proxy",
     # Added by its own issue; checked as soon as it exists.
     *(["_options"] if (PACKAGE / "_options.py").exists() else []),
 ]

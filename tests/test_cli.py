@@ -15,6 +15,9 @@ import trio
 from trio_ws.__main__ import _interactive, _parser, main
 from trio_ws.testing import ServerConnection, open_test_server
 
+from .proxies import http_proxy
+from .servers import open_websockets_server
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -168,6 +171,23 @@ async def test_stdin_lines_are_sent_and_replies_printed(terminal: FakeTerminal) 
     assert request.subprotocols == ["chat"]
     assert request.extensions[0].startswith("permessage-deflate")
     assert server.connections[0].close_code == 1000
+
+
+async def test_proxy_and_unix_socket_options(terminal: FakeTerminal, tmp_path: Path) -> None:
+    """--proxy tunnels through a real proxy; --unix-socket reaches a server on a socket."""
+    terminal.install([(None, "via proxy\n"), ("< TEXT 'via proxy'", "")])
+    async with open_test_server() as server, http_proxy() as proxy:
+        args = _parser().parse_args([server.url_for("/"), "--proxy", proxy.url])
+        assert await _interactive(args) == 0
+        assert len(proxy.targets) == 1
+    terminal.install([(None, "via unix\n"), ("< TEXT 'via unix'", "")])
+    path = tmp_path / "s.sock"
+    async with open_websockets_server(unix_path=path):
+        args = _parser().parse_args(
+            ["ws://sidecar/echo", "--unix-socket", str(path), "--proxy", "none"]
+        )
+        assert await _interactive(args) == 0
+    assert "< TEXT 'via unix'" in terminal.lines
 
 
 async def test_server_close_ends_the_program(terminal: FakeTerminal) -> None:

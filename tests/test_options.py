@@ -117,6 +117,9 @@ def test_defaults() -> None:
         "unix_socket": None,
         "user_agent": f"trio_ws/{trio_ws.__version__} Python/{sys.version_info.major}"
         f".{sys.version_info.minor}",
+        "proxy": True,
+        "proxy_auth": None,
+        "proxy_headers": (),
         "max_redirects": 10,
         "timeout": trio_ws.DEFAULT_WS_CLIENT_TIMEOUT,
         "connect_timeout": 10.0,
@@ -243,6 +246,17 @@ AUTH = "auth must be a BasicAuth, a (login, password) tuple of str or None, not"
         ({"auth": "user:pass"}, f"{AUTH} str"),
         ({"auth": ("user",)}, f"{AUTH} tuple"),
         ({"user_agent": 1}, "user_agent must be a str or None, not 1"),
+        (
+            {"proxy": 1},
+            "proxy must be a proxy URL, True (the environment), False or None, not int",
+        ),
+        (
+            {"proxy": "ftp://u:secret@p:21"},
+            "unsupported proxy scheme 'ftp' in 'ftp://p:21': use http, https, socks5, socks5h, "
+            "socks4 or socks4a",
+        ),
+        ({"proxy_auth": "u:p"}, f"proxy_{AUTH} str"),
+        ({"proxy_headers": "X: 1"}, f"proxy_headers {PAIRS} 'X: 1'"),
         ({"max_redirects": -1}, "max_redirects must be an int >= 0 (0 = none), not -1"),
         ({"max_redirects": True}, "max_redirects must be an int >= 0 (0 = none), not True"),
         ({"unix_socket": ""}, "unix_socket must be a path (str or os.PathLike) or None, not ''"),

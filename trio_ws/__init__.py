@@ -6,6 +6,7 @@ from ._connection import ClientWebSocket as ClientWebSocket
 from ._errors import ConnectTimeoutError as ConnectTimeoutError
 from ._errors import InvalidArgument as InvalidArgument
 from ._errors import InvalidURL as InvalidURL
+from ._errors import ProxyTimeoutError as ProxyTimeoutError
 from ._errors import ServerTimeoutError as ServerTimeoutError
 from ._errors import WSClosedError as WSClosedError
 from ._errors import WSConnectionError as WSConnectionError
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectTimeoutError",
     "InvalidArgument",
     "InvalidURL",
+    "ProxyTimeoutError",
     "ServerTimeoutError",
     "WSCloseCode",
     "WSClosedError",

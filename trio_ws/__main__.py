@@ -100,6 +100,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--origin", metavar="O", help="send Origin: O")
     parser.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="tunnel through this proxy (http://, https://, socks5://, socks5h://, socks4://, "
+        "socks4a://; credentials as user:pass@); 'none' connects directly; default: the "
+        "proxy environment variables",
+    )
+    parser.add_argument(
+        "--unix-socket",
+        metavar="PATH",
+        help="connect to this Unix domain socket (the URL still gives Host and the TLS name)",
+    )
+    parser.add_argument(
         "--linger",
         type=float,
         default=1.0,
@@ -174,6 +186,8 @@ async def _interactive(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         compress=15 if args.compress else 0,
         ssl=not args.insecure,
+        proxy=None if args.proxy == "none" else (args.proxy or True),
+        unix_socket=args.unix_socket,
     ) as ws:
         extra = f" (subprotocol {ws.protocol!r})" if ws.protocol else ""
         _say(f"= connected to {args.url}{extra}")

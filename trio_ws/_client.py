@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from ._errors import (
     ConnectTimeoutError,
     InvalidArgument,
     InvalidURL,
+    ProxyTimeoutError,
     WSConnectionError,
     WSError,
     WSRedirectError,
@@ -50,7 +52,8 @@ from ._errors import (
 from ._handshake import ClientHandshake, Negotiated
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
-from ._transport import open_stream, tls_reason, write_now
+from ._proxy import proxy_for
+from ._transport import Progress, open_stream, tls_reason, write_now
 from ._types import BasicAuth
 from ._url import Target, parse_url, resolve_redirect
 
@@ -183,6 +186,7 @@ async def _connect(
     connect_timeout = options.connect_timeout
     deadline = trio.current_time() + connect_timeout if connect_timeout is not None else math.inf
     chain: list[str] = []
+    progress = Progress()
     opened: trio.abc.Stream | None = None
     try:
         with trio.move_on_at(deadline) as scope:
@@ -190,7 +194,18 @@ async def _connect(
                 opened = stream
                 if opened is None:
                     opened = await open_stream(
-                        target, ssl=options.ssl, server_hostname=options.server_hostname
+                        target,
+                        ssl=options.ssl,
+                        server_hostname=options.server_hostname,
+                        proxy=proxy_for(
+                            target,
+                            options.proxy,
+                            os.environ,
+                            auth=options.proxy_auth,
+                            headers=options.proxy_headers,
+                        ),
+                        user_agent=options.user_agent,
+                        progress=progress,
                     )
                 await _handshake(opened, hs, plain_wss)
                 if hs.redirect is None:
@@ -205,9 +220,15 @@ async def _connect(
             hs.finish_body()
         elif scope.cancelled_caught:
             via = f" (redirected from {' -> '.join(chain)})" if chain else ""
-            raise ConnectTimeoutError(  # noqa: TRY301 - the except clause only closes the stream
-                f"connecting to {target.url}{via} took longer than "
-                f"connect_timeout={connect_timeout} s"
+            limit = f"connect_timeout={connect_timeout} s"
+            if progress.proxy is not None:
+                raise ProxyTimeoutError(  # noqa: TRY301 - the except clause only closes the stream
+                    f"the proxy {progress.proxy.url} did not open the tunnel to "
+                    f"{target.url}{via} within {limit}",
+                    proxy=progress.proxy.url,
+                )
+            raise ConnectTimeoutError(  # noqa: TRY301
+                f"connecting to {target.url}{via} took longer than {limit}"
             )
         result = hs.result()
     except BaseException:

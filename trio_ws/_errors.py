@@ -11,6 +11,7 @@ translated into one of them at a single boundary, with the original chained as `
     ├── WSConnectionError (also OSError)         DNS failure, refused or unreachable host
     │   ├── WSTLSError                           TLS handshake or certificate failure
     │   ├── WSProxyError                         the proxy refused, failed or answered garbage
+    │   │   └── ProxyTimeoutError (also ConnectTimeoutError)  the proxy did not answer in time
     │   └── ConnectTimeoutError (also WSTimeoutError)  connect_timeout expired
     ├── WSServerHandshakeError                   the server did not accept the upgrade
     │   └── WSRedirectError                      a redirect we may not follow, a loop, too many
@@ -33,6 +34,7 @@ __all__ = [
     "ConnectTimeoutError",
     "InvalidArgument",
     "InvalidURL",
+    "ProxyTimeoutError",
     "ServerTimeoutError",
     "WSClosedError",
     "WSConnectionError",
@@ -115,6 +117,11 @@ def _rebuild_proxy_error(
 
 class ConnectTimeoutError(WSConnectionError, WSTimeoutError):
     """The connect phase (DNS, TCP, TLS, opening handshake) exceeded ``connect_timeout``."""
+
+
+class ProxyTimeoutError(WSProxyError, ConnectTimeoutError):
+    """``connect_timeout`` expired while connecting to the proxy or waiting for its answer:
+    both a :exc:`WSProxyError` and a :exc:`ConnectTimeoutError`."""
 
 
 class WSServerHandshakeError(WSError):

@@ -46,6 +46,7 @@ import attrs
 from ._errors import InvalidArgument
 from ._handshake import USER_AGENT, Headers
 from ._protocol import DEFAULT_MAX_FRAGMENTS
+from ._proxy import parse_proxy
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT, BasicAuth, ClientWSTimeout
 from ._url import Params
 
@@ -105,6 +106,34 @@ def _to_path(value: str | os.PathLike[str] | None) -> str | None:
         if isinstance(path, str) and path:
             return path
     raise InvalidArgument(f"unix_socket must be a path (str or os.PathLike) or None, not {value!r}")
+
+
+def _check_proxy(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if isinstance(value, str):
+        parse_proxy(value)  # its own InvalidArgument, without the credentials
+    elif value is not None and not isinstance(value, bool):
+        raise InvalidArgument(
+            f"proxy must be a proxy URL, True (the environment), False or None, "
+            f"not {type(value).__name__}"
+        )
+
+
+def _repr_proxy(value: bool | str | None) -> str:
+    if isinstance(value, str) and "@" in value:
+        scheme, _, rest = value.partition("://")
+        return repr(f"{scheme}://***@{rest.rpartition('@')[2]}")
+    return repr(value)
+
+
+def _to_proxy_headers(value: Headers | None) -> _Pairs:
+    return _to_pairs("proxy_headers", value)
+
+
+def _to_proxy_auth(value: BasicAuth | tuple[str, str] | None) -> BasicAuth | None:
+    try:
+        return _to_auth(value)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"proxy_{exc}") from None
 
 
 def _check_ssl(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
@@ -226,6 +255,15 @@ class ConnectOptions:
             A ``ws+unix://`` URL says the same in the URL.
         user_agent: the ``User-Agent`` header (default ``trio_ws/VERSION Python/X.Y``; a
             ``User-Agent`` in ``headers`` replaces it); ``None`` sends none.
+        proxy: where to tunnel through: ``True`` (the default) reads the environment
+            (``wss_proxy``/``ws_proxy``, then ``https_proxy``/``http_proxy``, then
+            ``all_proxy``, with ``no_proxy``: see :doc:`howto/proxies`); a URL
+            ``http://[user:pass@]host:port``, ``https://...``, ``socks5://``, ``socks5h://``,
+            ``socks4://`` or ``socks4a://``; ``None`` or ``False`` connects directly. Unix
+            sockets never use one. A refusal is a :exc:`WSProxyError`.
+        proxy_auth: credentials for the proxy, a :class:`BasicAuth` or ``(login, password)``;
+            they replace those of the proxy URL.
+        proxy_headers: extra headers for an HTTP proxy's ``CONNECT`` request.
         max_redirects: how many redirects (301, 302, 303, 307, 308) of the opening handshake
             to follow, all within ``connect_timeout``; 0 follows none (a redirect is then a
             :exc:`WSServerHandshakeError` with its status and headers). Never from ``wss://``
@@ -263,6 +301,11 @@ class ConnectOptions:
     server_hostname: str | None = attrs.field(default=None, validator=_optional_str)
     unix_socket: str | None = attrs.field(default=None, converter=_to_path)
     user_agent: str | None = attrs.field(default=USER_AGENT, validator=_optional_str)
+    proxy: bool | str | None = attrs.field(default=True, validator=_check_proxy, repr=_repr_proxy)
+    proxy_auth: BasicAuth | None = attrs.field(
+        default=None, converter=_to_proxy_auth, repr=_repr_auth
+    )
+    proxy_headers: _Pairs = attrs.field(default=(), converter=_to_proxy_headers, repr=_repr_headers)
     max_redirects: int = attrs.field(default=10, validator=_redirects)
     timeout: ClientWSTimeout = attrs.field(
         default=DEFAULT_WS_CLIENT_TIMEOUT, validator=_check_timeout
@@ -304,6 +347,9 @@ class WSOptions(TypedDict, total=False):
     server_hostname: str | None
     unix_socket: str | os.PathLike[str] | None
     user_agent: str | None
+    proxy: bool | str | None
+    proxy_auth: BasicAuth | tuple[str, str] | None
+    proxy_headers: Headers | None
     max_redirects: int
     timeout: ClientWSTimeout
     connect_timeout: float | None

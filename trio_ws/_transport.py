@@ -13,12 +13,15 @@ import os
 import ssl as _ssl
 from typing import Any, Final
 
+import attrs
 import trio
 
-from ._errors import InvalidArgument, WSConnectionError, WSTLSError
+from ._errors import InvalidArgument, WSConnectionError, WSProxyError, WSTLSError
+from ._proxy import HttpTunnel, Proxy, SocksTunnel
 from ._url import Target
 
 __all__ = [
+    "Progress",
     "close_now",
     "extra_info",
     "open_stream",
@@ -30,6 +33,8 @@ __all__ = [
     "write_now",
 ]
 
+#: Bytes asked of the proxy per read during its handshake.
+_PROXY_READ: Final = 4096
 #: Writing to a socket's file descriptor needs ``os.write`` on sockets (not Windows).
 _CAN_WRITE_NOW: Final = os.name == "posix"
 
@@ -53,19 +58,31 @@ async def open_stream(
     *,
     ssl: bool | _ssl.SSLContext = True,
     server_hostname: str | None = None,
+    proxy: Proxy | None = None,
+    user_agent: str | None = None,
+    progress: Progress | None = None,
 ) -> trio.abc.Stream:
-    """Connect to ``target``: TCP (or its Unix socket), plus TLS if ``target.secure``.
+    """Connect to ``target``: TCP (or its Unix socket, or a tunnel through ``proxy``), plus
+    TLS if ``target.secure``.
 
     Cancellation closes whatever was opened and propagates.
 
     Raises:
         WSConnectionError: DNS failure, refused or unreachable host, no such socket.
+        WSProxyError: the proxy could not be reached, refused, or broke the protocol.
         WSTLSError: the TLS handshake failed (certificate, hostname, protocol).
     """
     ctx = ssl_context(ssl) if target.secure else None
-    if target.unix_path is not None:
+    if proxy is not None and target.unix_path is None:
+        if progress is not None:
+            progress.proxy = proxy
+        raw: trio.abc.Stream = await _tunnel(target, proxy, ssl, user_agent)
+        if progress is not None:
+            progress.proxy = None
+        where = f"{target.host}:{target.port} (through the proxy {proxy.url})"
+    elif target.unix_path is not None:
         try:
-            raw: trio.SocketStream = await trio.open_unix_socket(target.unix_path)
+            raw = await trio.open_unix_socket(target.unix_path)
         except OSError as exc:
             raise WSConnectionError(
                 f"cannot connect to the Unix socket {target.unix_path!r}: {exc}"
@@ -82,6 +99,87 @@ async def open_stream(
     if ctx is None:
         return raw
     return await start_tls(raw, ctx, server_hostname or target.host, where)
+
+
+@attrs.define
+class Progress:
+    """How far :func:`open_stream` got, for the message of a timeout."""
+
+    #: The proxy being connected to or talked to, if that is where it is.
+    proxy: Proxy | None = None
+
+
+async def _tunnel(
+    target: Target, proxy: Proxy, ssl: bool | _ssl.SSLContext, user_agent: str | None
+) -> trio.abc.Stream:
+    """A stream to ``target`` through ``proxy``: TCP to the proxy, TLS to it for https://,
+    then the CONNECT or SOCKS exchange."""
+    try:
+        tcp = await _open_tcp(proxy.host, proxy.port)
+    except OSError as exc:
+        raise WSProxyError(
+            f"cannot connect to the proxy {proxy.url}: {exc}", proxy=proxy.url
+        ) from exc
+    stream: trio.abc.Stream = tcp
+    try:
+        if proxy.scheme == "https":
+            # TLS to the proxy uses the same ssl= settings as TLS to the server.
+            try:
+                stream = await start_tls(
+                    tcp, ssl_context(ssl), proxy.host, f"the proxy {proxy.url}"
+                )
+            except WSTLSError as exc:
+                raise WSProxyError(str(exc), proxy=proxy.url) from exc.__cause__
+        if proxy.scheme in ("http", "https"):
+            http = HttpTunnel(proxy, target.host, target.port, user_agent=user_agent)
+            await stream.send_all(http.request_bytes())
+            while not http.done:
+                http.receive_data(await stream.receive_some(_PROXY_READ))
+            early = http.result()
+        else:
+            host = target.host if proxy.remote_dns else await _resolve(target, proxy)
+            socks = SocksTunnel(proxy, host, target.port)
+            while True:
+                out = socks.data_to_send()
+                if out:
+                    await stream.send_all(out)
+                if socks.done:
+                    break
+                socks.receive_data(await stream.receive_some(_PROXY_READ))
+            early = socks.result()
+        if early:
+            # The server speaks second (our upgrade request or TLS ClientHello goes first).
+            raise WSProxyError(  # noqa: TRY301 - the except clauses close the stream
+                f"the proxy {proxy.url} sent data before the tunnel was used: {early[:40]!r}",
+                proxy=proxy.url,
+            )
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        await trio.aclose_forcefully(stream)
+        if isinstance(exc, WSConnectionError):
+            raise
+        raise WSProxyError(
+            f"the connection to the proxy {proxy.url} broke: {tls_reason(exc)}", proxy=proxy.url
+        ) from exc
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return stream
+
+
+async def _resolve(target: Target, proxy: Proxy) -> str:
+    """The address a ``socks4://`` or ``socks5://`` proxy is given for ``target`` (those
+    proxies take addresses, not names): the first of the system resolver's answers (IPv4
+    only for SOCKS4)."""
+    family = trio.socket.AF_INET if proxy.scheme == "socks4" else trio.socket.AF_UNSPEC
+    try:
+        infos = await trio.socket.getaddrinfo(
+            target.host, target.port, family=family, type=trio.socket.SOCK_STREAM
+        )
+    except OSError as exc:
+        raise WSConnectionError(
+            f"cannot resolve {target.host} (for the proxy {proxy.url}): {exc}"
+        ) from exc
+    return str(infos[0][4][0])
 
 
 async def start_tls(

@@ -14,7 +14,7 @@ import idna
 from ._errors import InvalidArgument, InvalidURL
 from ._types import BasicAuth
 
-__all__ = ["Target", "parse_url", "resolve_redirect"]
+__all__ = ["Target", "normalize_host", "parse_url", "resolve_redirect"]
 
 _SCHEMES: Final = {"ws": False, "wss": True, "http": False, "https": True}
 #: ``ws+unix://%2Fpath%2Fto%2Fsocket/resource``: the socket's path, percent-encoded, as the host.
@@ -110,7 +110,7 @@ def parse_url(url: str, params: Params | None = None) -> Target:
         host = parts.hostname or ""
         if not host:
             raise InvalidURL(f"the URL has no host: {url!r}")
-        host = _normalize_host(host, url)
+        host = normalize_host(host, url)
     else:
         raise InvalidURL(
             f"unsupported URL scheme {parts.scheme!r} in {url!r}: use ws://, wss:// "
@@ -171,7 +171,7 @@ def resolve_redirect(target: Target, location: str) -> Target:
     return new
 
 
-def _normalize_host(host: str, url: str) -> str:
+def normalize_host(host: str, url: str) -> str:
     try:
         # RFC 6874: a zone id in a URL is percent-encoded ("fe80::1%25eth0").
         return str(ipaddress.ip_address(host.replace("%25", "%")))
