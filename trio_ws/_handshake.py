@@ -80,6 +80,13 @@ _H11_LINE: Final = re.compile(r"illegal (status|header) line: bytearray\((b'.*'|
 _EXCERPT: Final = 200
 #: The statuses of a redirect (RFC 9110 §15.4) that the client follows.
 REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+#: What h11 is told of our request (see ClientHandshake.__init__).
+_UPGRADE_REQUEST: Final = h11.Request(
+    method="GET",
+    target="/",
+    headers=[("Host", "_"), ("Upgrade", "websocket"), ("Connection", "Upgrade")],
+)
+_END: Final = h11.EndOfMessage()
 #: The default ``User-Agent``: several servers and CDNs refuse requests without one.
 USER_AGENT: Final = f"trio_ws/{__version__} Python/{sys.version_info[0]}.{sys.version_info[1]}"
 # Headers the handshake owns; a caller who sets them would break it.
@@ -259,10 +266,18 @@ class ClientHandshake:
         if user_agent is not None and "user-agent" not in names:
             fields.append(("User-Agent", user_agent))
         fields += extra
+        # The request's bytes are ours (every value checked above: a token name, no control
+        # character, ASCII); h11 is told its shape, a GET that proposes an upgrade, with a
+        # fixed event, which is all its state machine reads. Building and validating an
+        # h11.Request per connection cost 20 µs of the 550 µs of a connection (W4).
+        self._request = (
+            f"GET {target.resource} HTTP/1.1\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in fields)
+            + "\r\n"
+        ).encode("ascii")
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
-        request = h11.Request(method="GET", target=target.resource, headers=fields)
-        self._request = self._h11.send(request) or b""
-        self._h11.send(h11.EndOfMessage())
+        self._h11.send(_UPGRADE_REQUEST)
+        self._h11.send(_END)
 
         self._follow_redirects = follow_redirects
         self._phase = _Phase.HEAD
@@ -271,6 +286,7 @@ class ClientHandshake:
         self._status = 0
         self._reason = ""
         self._headers: list[tuple[str, str]] = []
+        self._index: dict[str, list[str]] = {}  # lower-case name -> values
         self._body = bytearray()
         #: The ``Location`` of a redirect (only with ``follow_redirects``), else ``None``.
         self.redirect: str | None = None
@@ -424,11 +440,15 @@ class ClientHandshake:
         # RFC 9112 §2.2: a head is parsed as octets; obs-text in field values is ISO-8859-1.
         # Interned: idle connections are many, and most of their headers are the same strings
         # (CPython frees an interned string with its last reference).
-        self._headers = [
-            (sys.intern(name.decode("latin-1")), sys.intern(value.decode("latin-1")))
-            for name, value in event.headers.raw_items()
-        ]
-        if len(self._headers) > MAX_HEADERS:
+        intern = sys.intern
+        headers = self._headers = []
+        index = self._index = {}
+        for raw_name, raw_value in event.headers.raw_items():
+            name = intern(raw_name.decode("latin-1"))
+            value = intern(raw_value.decode("latin-1"))
+            headers.append((name, value))
+            index.setdefault(name.lower(), []).append(value)
+        if len(headers) > MAX_HEADERS:
             self._reject(f"the response has more than {MAX_HEADERS} headers")
 
     def _take_redirect(self) -> None:
@@ -445,7 +465,8 @@ class ClientHandshake:
         self._reject(f"{message}: {excerpt}" if excerpt else message, body)
 
     def _values(self, name: str) -> list[str]:
-        return [v for n, v in self._headers if n.lower() == name]
+        """The values of the response header ``name`` (lower case), in order."""
+        return self._index.get(name, [])
 
     def _has_token(self, name: str, token: str) -> bool:
         return any(t.strip().lower() == token for v in self._values(name) for t in v.split(","))
