@@ -25,7 +25,7 @@ from trio_ws import (
     WSTLSError,
 )
 
-from .servers import RawPeer, Request, open_raw_server, open_websockets_server
+from .servers import Handler, RawPeer, Request, open_raw_server, open_websockets_server
 
 #: Guard against hangs: far above what any test here needs.
 GUARD = 5.0
@@ -36,9 +36,7 @@ def redirect(status: int, location: str, *headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def redirector(
-    answer: Callable[[Request], bytes | None], seen: list[Request]
-) -> Callable[[trio.SocketStream], object]:
+def redirector(answer: Callable[[Request], bytes | None], seen: list[Request]) -> Handler:
     """A raw server handler: record the request, send ``answer(request)`` (3xx) or, for
     ``None``, accept the upgrade and echo one message."""
 
@@ -199,17 +197,33 @@ async def test_redirect_over_a_given_stream_is_refused() -> None:
 
 
 async def test_connect_timeout_covers_every_hop() -> None:
-    """The second server never answers: one connect_timeout for both hops."""
+    """The second server never answers: one connect_timeout for both hops, and both
+    connections are closed afterwards (each server reads EOF)."""
+    closed = [trio.Event(), trio.Event()]
 
     async def silent(stream: trio.SocketStream) -> None:
-        await trio.sleep_forever()
+        while await stream.receive_some(65536):
+            pass
+        closed[1].set()
+
+    def answer(request: Request) -> bytes:
+        return redirect(302, location)
+
+    async def redirecting(stream: trio.SocketStream) -> None:
+        await redirector(answer, [])(stream)
+        while await stream.receive_some(65536):
+            pass
+        closed[0].set()
 
     async with open_raw_server(silent) as silent_port:
         location = f"ws://127.0.0.1:{silent_port}/"
-        async with open_raw_server(redirector(lambda _: redirect(302, location), [])) as port:
+        async with open_raw_server(redirecting) as port:
             with trio.fail_after(GUARD), pytest.raises(ConnectTimeoutError) as info:
                 async with trio_ws.open_ws(f"ws://127.0.0.1:{port}/", connect_timeout=0.3):
                     pass
+            with trio.fail_after(GUARD):
+                for event in closed:
+                    await event.wait()
     assert f"redirected from ws://127.0.0.1:{port}/" in str(info.value)
 
 

@@ -220,8 +220,14 @@ async def test_proxy_that_resets_the_connection() -> None:
 
 
 async def test_proxy_that_never_answers() -> None:
+    """ProxyTimeoutError within connect_timeout, and our socket to the proxy is closed (the
+    proxy reads EOF): nothing is left behind."""
+    closed = trio.Event()
+
     async def silent(stream: trio.SocketStream) -> None:
-        await trio.sleep_forever()
+        while await stream.receive_some(1024):
+            pass
+        closed.set()
 
     async with open_raw_server(silent) as port:
         with trio.fail_after(GUARD), pytest.raises(ProxyTimeoutError) as info:
@@ -229,6 +235,8 @@ async def test_proxy_that_never_answers() -> None:
                 "ws://app.example/", proxy=f"socks5h://127.0.0.1:{port}", connect_timeout=0.3
             ):
                 pass
+        with trio.fail_after(GUARD):
+            await closed.wait()
     exc = info.value
     assert isinstance(exc, ConnectTimeoutError)
     assert isinstance(exc, WSProxyError)
