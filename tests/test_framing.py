@@ -184,7 +184,7 @@ def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
     a.send_bytes(b"x" * 100_000)
     a.send_text("small")
     a.send_text("also small")
-    size = a.outbox_size
+    size = a.outbox.size
     pieces = a.take_outbox()
     assert [len(p) >= 65536 for p in pieces] == [False, True, False]
     assert sum(map(len, pieces)) == size
@@ -197,7 +197,7 @@ def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
         TextMessage(data="also small"),
     ]
     assert a.take_outbox() == []
-    assert a.outbox_size == 0
+    assert a.outbox.size == 0
     a.send_text("one")
     assert len(a.take_outbox()) == 1
 

@@ -193,7 +193,7 @@ def feed(client: ClientProtocol, wire: bytes, bounds: list[int]) -> list[WSMessa
         msgs = client.receive_data(chunk)
         got += msgs
         # Pongs and at most one close frame: never more than a few times what came in.
-        assert client.outbox_size <= 3 * len(chunk) + 131
+        assert client.outbox.size <= 3 * len(chunk) + 131
         client.data_to_send()
         if not client.input_done:
             partial, buffered = held(client)

@@ -131,6 +131,7 @@ def test_defaults() -> None:
         "max_msg_size": 4 * 1024 * 1024,
         "max_fragments": 100_000,
         "decode_text": True,
+        "logger": None,
     }
 
 
@@ -246,6 +247,10 @@ AUTH = "auth must be a BasicAuth, a (login, password) tuple of str or None, not"
         ({"auth": "user:pass"}, f"{AUTH} str"),
         ({"auth": ("user",)}, f"{AUTH} tuple"),
         ({"user_agent": 1}, "user_agent must be a str or None, not 1"),
+        (
+            {"logger": "trio_ws"},
+            "logger must be a logging.Logger, a logging.LoggerAdapter or None, not str",
+        ),
         (
             {"proxy": 1},
             "proxy must be a proxy URL, True (the environment), False or None, not int",

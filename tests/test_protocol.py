@@ -33,7 +33,7 @@ from wsproto.extensions import PerMessageDeflate
 from trio_ws import InvalidArgument, WSClosedError, WSMessage, WSMsgType, WSProtocolError
 from trio_ws._deflate import ClientDeflate
 from trio_ws._framing import check_close_code
-from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, State
+from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, WSState
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -184,7 +184,7 @@ def test_empty_input_returns_nothing() -> None:
     """receive_data(b"") is a no-op."""
     client, _ = pair()
     assert client.receive_data(b"") == []
-    assert client.state is State.OPEN
+    assert client.state is WSState.OPEN
 
 
 def test_fragmented_message_is_reassembled() -> None:
@@ -351,7 +351,7 @@ def test_message_of_exactly_max_msg_size_is_delivered(message: Event) -> None:
     client, server = pair(max_msg_size=100)
     [msg] = client.receive_data(server.send(message))
     assert msg.type in (WSMsgType.TEXT, WSMsgType.BINARY)
-    assert client.state is State.OPEN
+    assert client.state is WSState.OPEN
 
 
 def test_fragments_adding_up_over_max_msg_size_fail_with_1009() -> None:
@@ -505,7 +505,7 @@ def test_ping_is_answered_from_the_outbox() -> None:
     """With autoping, an incoming ping is answered with a pong carrying the same payload."""
     client, server = pair()
     assert client.receive_data(server.send(Ping(b"hb"))) == []
-    assert client.outbox_size > 0
+    assert client.outbox.size > 0
     assert server_gets(client, server) == [Pong(payload=b"hb")]
 
 
@@ -554,15 +554,15 @@ def test_outbox_keeps_call_order() -> None:
 
 
 def test_data_to_send_drains_the_outbox() -> None:
-    """data_to_send() returns the outbox once, joined, and outbox_size follows it."""
+    """data_to_send() returns the outbox once, joined, and outbox.size follows it."""
     client, server = pair()
-    assert (client.data_to_send(), client.outbox_size) == (b"", 0)
+    assert (client.data_to_send(), client.outbox.size) == (b"", 0)
     client.send_bytes(b"a")
-    one = client.outbox_size
+    one = client.outbox.size
     client.send_bytes(memoryview(b"b"))
-    assert client.outbox_size == 2 * one
+    assert client.outbox.size == 2 * one
     data = client.data_to_send()
-    assert (len(data), client.outbox_size, client.data_to_send()) == (2 * one, 0, b"")
+    assert (len(data), client.outbox.size, client.data_to_send()) == (2 * one, 0, b"")
     server.receive_data(data)
     assert list(server.events()) == [BytesMessage(b"a"), BytesMessage(b"b")]
 
@@ -577,7 +577,7 @@ def test_server_close_is_echoed_with_autoclose() -> None:
     data = server.send(CloseConnection(code=1001, reason="bye ☃"))
     assert client.receive_data(data) == [close_msg(1001, "bye ☃")]
     assert (client.close_code, client.close_reason) == (1001, "bye ☃")
-    assert (client.state, client.closed, client.input_done) == (State.CLOSED, True, True)
+    assert (client.state, client.closed, client.input_done) == (WSState.CLOSED, True, True)
     assert server_gets(client, server) == [CloseConnection(code=1001, reason="")]
 
 
@@ -650,11 +650,11 @@ def test_server_close_is_not_echoed_without_autoclose() -> None:
     client, server = pair(autoclose=False)
     assert client.receive_data(server.send(CloseConnection(code=1001))) == [close_msg(1001)]
     assert client.data_to_send() == b""
-    assert (client.state, client.can_send, client.closed) == (State.CLOSE_RECEIVED, False, False)
+    assert (client.state, client.can_send, client.closed) == (WSState.CLOSE_RECEIVED, False, False)
     with pytest.raises(WSClosedError):
         client.send_text("too late")
     assert client.send_close(3001, "ok") is True
-    assert client.state is State.CLOSED
+    assert client.state is WSState.CLOSED
     assert server_gets(client, server) == [CloseConnection(code=3001, reason="ok")]
     assert client.close_code == 1001
 
@@ -663,12 +663,12 @@ def test_server_reply_to_our_close_completes_the_handshake() -> None:
     """Our close, then the server's: the close code is the server's and nothing is echoed."""
     client, server = pair()
     assert client.send_close(1000, "done")
-    assert (client.state, client.can_send, client.input_done) == (State.CLOSING, False, False)
+    assert (client.state, client.can_send, client.input_done) == (WSState.CLOSING, False, False)
     assert server_gets(client, server) == [CloseConnection(code=1000, reason="done")]
     assert client.receive_data(server.send(CloseConnection(code=1001, reason="ack"))) == [
         close_msg(1001, "ack")
     ]
-    assert (client.close_code, client.close_reason, client.state) == (1001, "ack", State.CLOSED)
+    assert (client.close_code, client.close_reason, client.state) == (1001, "ack", WSState.CLOSED)
     assert client.data_to_send() == b""
 
 
@@ -696,7 +696,7 @@ def test_eof_without_close_frame_is_1006() -> None:
     client, server = pair()
     assert client.receive_data(frame(TEXT, b"par", fin=False)) == []
     assert client.receive_eof() == []
-    assert (client.state, client.close_code, client.close_reason) == (State.CLOSED, 1006, "")
+    assert (client.state, client.close_code, client.close_reason) == (WSState.CLOSED, 1006, "")
     assert (client.can_send, client.input_done) == (False, True)
     assert client.receive_data(server.send(TextMessage("after"))) == []
     assert client.receive_eof() == []
@@ -771,7 +771,7 @@ def test_protocol_violation_fails_with_the_right_code(wire: bytes, code: int) ->
     assert msgs == [Error(code)]
     assert msgs[0].data is client.failure
     assert str(client.failure).startswith("the server violated the WebSocket protocol: ")
-    assert (client.close_code, client.close_reason, client.state) == (code, "", State.CLOSED)
+    assert (client.close_code, client.close_reason, client.state) == (code, "", WSState.CLOSED)
     assert server_gets(client, server) == [CloseConnection(code=code, reason="")]
     assert client.receive_data(frame(TEXT, b"after")) == []
     assert client.data_to_send() == b""
@@ -911,7 +911,7 @@ def test_send_close_refuses_codes_that_may_not_be_sent(code: int) -> None:
     client, _ = pair()
     with pytest.raises(InvalidArgument):
         client.send_close(code)
-    assert (client.state, client.data_to_send()) == (State.OPEN, b"")
+    assert (client.state, client.data_to_send()) == (WSState.OPEN, b"")
 
 
 @pytest.mark.parametrize(
@@ -934,7 +934,7 @@ def test_close_reason_is_at_most_123_bytes_of_utf8() -> None:
     client, server = pair()
     with pytest.raises(InvalidArgument, match="123 bytes"):
         client.send_close(1000, "é" * 62)
-    assert client.state is State.OPEN
+    assert client.state is WSState.OPEN
     reason = "é" * 61 + "a"
     assert client.send_close(1000, reason)
     assert server_gets(client, server) == [CloseConnection(code=1000, reason=reason)]
@@ -977,7 +977,7 @@ def test_send_close_in_other_states_queues_nothing(setup: Any, returns: bool) ->
     setup(client)
     client.data_to_send()
     assert client.send_close() is returns
-    assert client.state is State.CLOSED
+    assert client.state is WSState.CLOSED
     assert client.data_to_send() == b""
     assert client.send_close() is False
 
@@ -1303,12 +1303,12 @@ def test_fresh_core_is_open() -> None:
     """A new core is open, with no close code, failure or pending output."""
     client, _ = pair()
     assert (client.state, client.can_send, client.close_code, client.failure) == (
-        State.OPEN,
+        WSState.OPEN,
         True,
         None,
         None,
     )
-    assert (client.input_done, client.closed, client.close_reason, client.outbox_size) == (
+    assert (client.input_done, client.closed, client.close_reason, client.outbox.size) == (
         False,
         False,
         None,
@@ -1321,11 +1321,11 @@ def test_deferred_failure_close_waits_for_commit() -> None:
     client, server = pair(defer_failure_close=True)
     assert client.receive_data(frame(TEXT, b"hi") + b"\x83\x00") == [text("hi"), Error(1002)]
     assert client.data_to_send() == b""
-    assert (client.state, client.can_send, client.closed) == (State.FAILING, True, True)
+    assert (client.state, client.can_send, client.closed) == (WSState.FAILING, True, True)
     client.send_text("hi")
     assert client.commit_failure() is True
     assert client.commit_failure() is False
-    assert (client.state, client.can_send) == (State.CLOSED, False)
+    assert (client.state, client.can_send) == (WSState.CLOSED, False)
     assert server_gets(client, server) == [
         TextMessage(data="hi"),
         CloseConnection(code=1002, reason=""),
@@ -1348,7 +1348,7 @@ def test_fail_records_the_first_failure_and_closes() -> None:
     first, second = OSError("reset"), OSError("later")
     assert client.fail(first) is True
     assert (client.state, client.failure, client.close_code, client.close_reason) == (
-        State.CLOSED,
+        WSState.CLOSED,
         first,
         1006,
         "",
@@ -1364,7 +1364,7 @@ def test_fail_while_closing_records_a_timeout() -> None:
     client.send_close()
     timeout = TimeoutError("no close frame")
     assert client.fail(timeout) is True
-    assert (client.state, client.failure, client.close_code) == (State.CLOSED, timeout, 1006)
+    assert (client.state, client.failure, client.close_code) == (WSState.CLOSED, timeout, 1006)
 
 
 def test_fail_after_the_servers_close_frame_is_not_a_failure() -> None:
@@ -1372,7 +1372,7 @@ def test_fail_after_the_servers_close_frame_is_not_a_failure() -> None:
     client, _ = pair(autoclose=False)
     closed_by_server(client)
     assert client.fail(OSError("reset")) is False
-    assert (client.state, client.failure, client.close_code) == (State.CLOSED, None, 1000)
+    assert (client.state, client.failure, client.close_code) == (WSState.CLOSED, None, 1000)
 
 
 def test_fail_during_a_deferred_violation_keeps_the_violation() -> None:
@@ -1381,7 +1381,7 @@ def test_fail_during_a_deferred_violation_keeps_the_violation() -> None:
     client, _ = pair(defer_failure_close=True)
     [error] = client.receive_data(b"\x83\x00")
     assert client.fail(OSError("reset")) is False
-    assert (client.state, client.failure, client.close_code) == (State.CLOSED, error.data, 1002)
+    assert (client.state, client.failure, client.close_code) == (WSState.CLOSED, error.data, 1002)
     assert client.commit_failure() is False
     assert client.data_to_send() == b""
 
@@ -1391,7 +1391,7 @@ def test_send_close_while_failing_sends_the_violations_close_frame() -> None:
     client, server = pair(defer_failure_close=True)
     client.receive_data(b"\x83\x00")
     assert client.send_close(1000, "bye") is True
-    assert client.state is State.CLOSED
+    assert client.state is WSState.CLOSED
     assert server_gets(client, server) == [CloseConnection(code=1002, reason="")]
 
 
@@ -1401,7 +1401,7 @@ def test_violation_after_our_close_frame_closes_at_once() -> None:
     client.send_close(1000)
     client.data_to_send()
     assert client.receive_data(b"\x83\x00") == [Error(1002)]
-    assert (client.state, client.close_code) == (State.CLOSED, 1002)
+    assert (client.state, client.close_code) == (WSState.CLOSED, 1002)
     assert client.commit_failure() is False
     assert client.data_to_send() == b""
 
@@ -1449,4 +1449,4 @@ def test_text_that_cannot_be_encoded_is_an_invalid_argument() -> None:
         client.send_text("\udcff")
     with pytest.raises(InvalidArgument, match="UTF-8"):
         client.send_close(1000, "\udcff")
-    assert (client.state, client.outbox_size) == (State.OPEN, 0)
+    assert (client.state, client.outbox.size) == (WSState.OPEN, 0)

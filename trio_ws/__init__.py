@@ -19,8 +19,10 @@ from ._errors import WSRedirectError as WSRedirectError
 from ._errors import WSServerHandshakeError as WSServerHandshakeError
 from ._errors import WSTimeoutError as WSTimeoutError
 from ._errors import WSTLSError as WSTLSError
+from ._monitor import WSStatistics as WSStatistics
 from ._options import ConnectOptions as ConnectOptions
 from ._options import WSOptions as WSOptions
+from ._protocol import WSState as WSState
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT as DEFAULT_WS_CLIENT_TIMEOUT
 from ._types import BasicAuth as BasicAuth
 from ._types import ClientWSTimeout as ClientWSTimeout
@@ -53,6 +55,8 @@ __all__ = [
     "WSProxyError",
     "WSRedirectError",
     "WSServerHandshakeError",
+    "WSState",
+    "WSStatistics",
     "WSTLSError",
     "WSTimeoutError",
     "connect_ws",

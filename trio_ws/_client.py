@@ -27,6 +27,7 @@ stream is closed before the error propagates.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import os
 import ssl
@@ -50,6 +51,8 @@ from ._errors import (
     WSTLSError,
 )
 from ._handshake import ClientHandshake, Negotiated
+from ._monitor import LOGGER, log_extra, new_id
+from ._observed import log_handshake, log_opened
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
 from ._proxy import proxy_for
@@ -182,6 +185,9 @@ async def _connect(
     if options.unix_socket is not None:
         first = target = attrs.evolve(target, unix_path=options.unix_socket)
     plain_wss = stream is not None and target.secure and not isinstance(stream, trio.SSLStream)
+    log = options.logger or LOGGER
+    ws_id = new_id()
+    started = trio.current_time()
     hs = _new_handshake(options, first, target)
     connect_timeout = options.connect_timeout
     deadline = trio.current_time() + connect_timeout if connect_timeout is not None else math.inf
@@ -208,6 +214,7 @@ async def _connect(
                         progress=progress,
                     )
                 await _handshake(opened, hs, plain_wss)
+                log_handshake(log, ws_id, target.url, hs.request_bytes(), *hs.response_head())
                 if hs.redirect is None:
                     break
                 chain.append(target.url)
@@ -231,9 +238,17 @@ async def _connect(
                 f"connecting to {target.url}{via} took longer than {limit}"
             )
         result = hs.result()
-    except BaseException:
+    except BaseException as exc:
         if opened is not None:
             await trio.aclose_forcefully(opened)
+        if isinstance(exc, WSError) and log.isEnabledFor(logging.WARNING):
+            log.warning(
+                "[%s] connecting to %s failed: %s",
+                ws_id,
+                target.url,
+                exc,
+                extra=log_extra(ws_id, target.url),
+            )
         raise
     assert opened is not None
     deflate = result.deflate
@@ -242,6 +257,8 @@ async def _connect(
         compress=deflate.client_max_window_bits if deflate is not None else 0,
         client_notakeover=deflate is not None and deflate.client_no_context_takeover,
         headers=result.headers,
+        url=target.url,
+        opened_at=trio.current_time(),
     )
     core = ClientProtocol(
         deflate=deflate,
@@ -259,7 +276,10 @@ async def _connect(
         negotiated=negotiated,
         timeout=options.timeout,
         heartbeat=options.heartbeat,
+        log=log,
+        ws_id=ws_id,
     )
+    log_opened(log, ws_id, negotiated, negotiated.opened_at - started)
     ws._start(result.trailing_data)
     return ws
 

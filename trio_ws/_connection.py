@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, Final, final
 
@@ -58,8 +59,9 @@ from ._framing import check_close_code, close_reason, compress_flag, control_pay
 from ._handshake import Negotiated
 from ._heartbeat import Heartbeat
 from ._inbox import Inbox
+from ._observed import Logger, Observed
 from ._protocol import ClientProtocol
-from ._transport import close_now, extra_info, receive_into, socket_of
+from ._transport import close_now, receive_into, socket_of
 from ._types import ClientWSTimeout, WSCloseCode, WSMessage, WSMsgType
 from ._writer import Writer
 
@@ -85,7 +87,7 @@ _CLOSE: Final = WSMsgType.CLOSE
 
 
 @final
-class ClientWebSocket:
+class ClientWebSocket(Observed):
     """A client WebSocket connection, with the API of aiohttp's ``ClientWebSocketResponse``.
 
     Get one from :func:`open_ws` or :func:`connect_ws`; do not instantiate it yourself.
@@ -121,8 +123,17 @@ class ClientWebSocket:
         negotiated: Negotiated,
         timeout: ClientWSTimeout,
         heartbeat: float | None,
+        log: Logger,
+        ws_id: str,
     ) -> None:
         self._stream = stream
+        self._log = log
+        self._id = ws_id
+        self._debug = log.isEnabledFor(logging.DEBUG)
+        if self._debug:
+            core.trace = core.outbox.trace = []
+        self._pings = None
+        self._closed_by = None
         self._core = core
         self._nursery = nursery
         self._negotiated = negotiated
@@ -151,69 +162,6 @@ class ClientWebSocket:
         self._nursery.start_soon(self._reader_task, name=f"trio_ws reader {id(self):#x}")
         if self._heartbeat is not None:
             self._nursery.start_soon(self._heartbeat.run, name=f"trio_ws heartbeat {id(self):#x}")
-
-    # ----------------------------------------------------------------------------------------
-    # properties
-
-    @property
-    def closed(self) -> bool:
-        """``True`` once :meth:`close` was called or the connection ended or failed.
-
-        With ``autoclose=False``, the server's close frame alone does not make it ``True``:
-        the application answers it with :meth:`close`.
-        """
-        return self._core.closed
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code: the server's, ours after a protocol violation, 1006 after an
-        abnormal end (EOF without a close frame, heartbeat timeout, broken transport);
-        ``None`` while open."""
-        return self._core.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The reason that came with :attr:`close_code` (``""`` if none); ``None`` while open."""
-        return self._core.close_reason
-
-    @property
-    def protocol(self) -> str | None:
-        """The subprotocol the server chose, or ``None``."""
-        return self._negotiated.subprotocol
-
-    @property
-    def compress(self) -> int:
-        """The negotiated permessage-deflate window bits for our messages, or 0 if off."""
-        return self._negotiated.compress
-
-    @property
-    def client_notakeover(self) -> bool:
-        """Whether ``client_no_context_takeover`` was negotiated."""
-        return self._negotiated.client_notakeover
-
-    def exception(self) -> BaseException | None:
-        """The failure that ended the connection, or ``None``.
-
-        A :class:`WSProtocolError` (the server broke the protocol), :class:`ServerTimeoutError`
-        (heartbeat), :class:`WSTimeoutError` (the closing handshake timed out) or
-        :class:`WSConnectionError` (the transport broke, or a user-supplied stream failed).
-        """
-        return self._core.failure
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """Transport and handshake details by name.
-
-        ``peername``, ``sockname``, ``socket`` (the trio socket), ``ssl_object`` (the
-        ``trio.SSLStream``, which forwards the ``SSLObject`` methods), ``peercert``,
-        ``cipher``, ``response_headers`` (the upgrade response's headers, a list of
-        ``(name, value)`` pairs), ``subprotocol`` (as :attr:`protocol`); ``default`` when the
-        connection has no such thing.
-        """
-        if name == "response_headers":
-            return self._negotiated.response_headers
-        if name == "subprotocol":
-            return self._negotiated.subprotocol
-        return extra_info(self._stream, name, default)
 
     # ----------------------------------------------------------------------------------------
     # receiving
@@ -315,6 +263,8 @@ class ClientWebSocket:
         await self._writer.send(
             self._core.send_text, data, compress is None or compress_flag(compress)
         )
+        if self._debug:
+            self._log_trace()
 
     async def send_bytes(
         self, data: bytes | bytearray | memoryview, compress: int | None = None
@@ -332,6 +282,8 @@ class ClientWebSocket:
         await self._writer.send(
             self._core.send_bytes, data, compress is None or compress_flag(compress)
         )
+        if self._debug:
+            self._log_trace()
 
     async def send_json(
         self,
@@ -360,17 +312,14 @@ class ClientWebSocket:
         await self._writer.send(
             self._core.send_frame, bytes(message), int(opcode), compress_flag(compress)
         )
-
-    async def ping(self, message: bytes | str = b"") -> None:
-        """Send a PING frame (payload at most 125 bytes; ``str`` is UTF-8 encoded).
-
-        With ``autoping=True`` (the default) the server's PONG is consumed by the reader.
-        """
-        await self._writer.send(self._core.send_ping, control_payload("ping", message))
+        if self._debug:
+            self._log_trace()
 
     async def pong(self, message: bytes | str = b"") -> None:
         """Send an unsolicited PONG frame (payload at most 125 bytes)."""
         await self._writer.send(self._core.send_pong, control_payload("pong", message))
+        if self._debug:
+            self._log_trace()
 
     # ----------------------------------------------------------------------------------------
     # closing
@@ -407,12 +356,17 @@ class ClientWebSocket:
             return False
         # Messages that arrive now are for nobody; a waiting receive() returns CLOSING.
         self._inbox.discard()
+        if self._closed_by is None:
+            self._closed_by = "us"
         ws_close = self._timeout.ws_close
         deadline = trio.current_time() + ws_close if ws_close is not None else float("inf")
         core = self._core
         try:
             with trio.move_on_at(deadline) as scope:
+                before = core.state
                 core.send_close(code, reason)
+                if self._debug:
+                    self._observe(before)
                 await self._writer.write_out()
                 # The server's close frame, then its TCP close (RFC 6455 §7.1.1: the server
                 # closes first): the reader ends at that EOF.
@@ -468,6 +422,7 @@ class ClientWebSocket:
         self._inbox.finish()
         if not self._transport_closed:
             self._transport_closed = True
+            self._log_closed()
             await close_now(self._stream)
 
     # ----------------------------------------------------------------------------------------
@@ -479,6 +434,8 @@ class ClientWebSocket:
         if self._core.fail(exc) and not self._inbox.discarded:
             self._inbox.deliver([WSMessage(_ERROR, exc, None)])
         self._inbox.finish()
+        if self._pings is not None:
+            self._pings.close()
         self._reader_scope.cancel()
         if self._heartbeat is not None:
             self._heartbeat.scope.cancel()
@@ -494,6 +451,7 @@ class ClientWebSocket:
             self._core.send_ping(b"")
         except WSClosedError:
             return False
+        self._heartbeat_ping()
         self._writer.flush()
         return True
 
@@ -519,6 +477,10 @@ class ClientWebSocket:
         last = msgs[-1].type
         if last is _ERROR or last is _CLOSE:  # parsing stopped: nothing more will arrive
             inbox.finish()
+            if self._closed_by is None:
+                self._closed_by = "the server" if last is _CLOSE else "us"
+            if self._pings is not None:
+                self._pings.close()  # no pong will come now
             if last is _ERROR:
                 if inbox.discarded:
                     self._commit_failure()
@@ -551,7 +513,11 @@ class ClientWebSocket:
             with self._reader_scope:
                 while True:
                     if inbox.full:
+                        if self._debug:
+                            self._log_paused(True)
                         await inbox.wait_for_space()
+                        if self._debug:
+                            self._log_paused(False)
                         if heartbeat is not None:
                             heartbeat.note_rx()
                     got = 0
@@ -578,6 +544,7 @@ class ClientWebSocket:
                     if heartbeat is not None:
                         heartbeat.note_rx()
                     writer.next_round()
+                    before = core.state
                     if got:
                         msgs = core.received_into(got)
                     elif not data:
@@ -588,6 +555,9 @@ class ClientWebSocket:
                         msgs = core.receive_data(data)
                     if msgs:
                         self._deliver(msgs)
+                    self._observe(before)
+                    if core.pongs:
+                        self._took_pongs()
                     writer.flush()
                     # Idle connections are many: while we wait for the next read, keep
                     # neither this read nor its messages alive (the application may have
@@ -617,6 +587,7 @@ class ClientWebSocket:
             self._writer.limit(scope.deadline)  # a write in progress gets the same grace
             if not core.commit_failure() and not core.closed:
                 core.send_close(WSCloseCode.GOING_AWAY)
+                self._closed_by = self._closed_by or "us"
             await self._writer.write_out()
             if self._writer.cut:
                 return  # a frame was cut: the server cannot read our close frame

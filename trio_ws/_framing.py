@@ -45,10 +45,12 @@ __all__ = [
     "NO_STATUS",
     "PING",
     "PONG",
+    "PREVIEW",
     "PROTOCOL_ERROR",
     "TEXT",
     "MaskSource",
     "ProtocolViolation",
+    "Trace",
     "apply_mask",
     "build_frame",
     "check_close_code",
@@ -56,6 +58,7 @@ __all__ = [
     "close_reason",
     "compress_flag",
     "control_payload",
+    "frame_opcode",
     "has_speedups",
     "is_valid_close_code",
     "parse_close",
@@ -103,6 +106,12 @@ class ProtocolViolation(Exception):
 # ---------------------------------------------------------------------------------------------
 # close codes
 
+
+#: How many payload bytes a :data:`Trace` keeps (for a DEBUG log line).
+PREVIEW: Final = 48
+#: A frame as the debug log shows it: direction (``"<"`` received, ``">"`` sent), opcode,
+#: FIN, RSV1, payload length, the first :data:`PREVIEW` bytes of the payload.
+Trace = tuple[str, int, bool, bool, int, bytes]
 
 #: The close code of a close frame without one (RFC 6455 §7.1.5); never sent as a code.
 NO_STATUS: Final = 1005
@@ -196,6 +205,30 @@ def control_payload(what: str, message: bytes | bytearray | memoryview | str) ->
     if isinstance(message, (bytes, bytearray, memoryview)):
         return bytes(message)
     raise WSMessageTypeError(f"a {what} payload is bytes or str, not {type(message).__name__}")
+
+
+_SENDABLE: Final = frozenset({TEXT, BINARY, PING, PONG})
+
+
+def frame_opcode(opcode: object, data: bytes) -> int:
+    """The opcode a caller of ``send_frame`` asked for, checked: TEXT (with a UTF-8 payload),
+    BINARY, PING or PONG.
+
+    Raises:
+        InvalidArgument: another opcode (close() sends CLOSE), or a TEXT payload that is not
+            UTF-8.
+    """
+    if not isinstance(opcode, int) or isinstance(opcode, bool) or opcode not in _SENDABLE:
+        raise InvalidArgument(
+            f"send_frame() cannot send opcode {opcode!r}: use TEXT, BINARY, PING or PONG "
+            "(close() sends CLOSE)"
+        )
+    if opcode == TEXT:
+        try:
+            bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgument("a TEXT frame's payload must be UTF-8") from exc
+    return int(opcode)
 
 
 def compress_flag(compress: int | None) -> bool:

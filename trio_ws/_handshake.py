@@ -307,6 +307,10 @@ class ClientHandshake:
         """The handshake is done and the upgrade was accepted."""
         return self._result is not None
 
+    def response_head(self) -> tuple[int, str, list[tuple[str, str]]]:
+        """The status, reason and headers of the response (so far), for the debug log."""
+        return self._status, self._reason, self._headers
+
     def explain(self, why: str) -> None:
         """Add ``why`` (what the I/O layer knows of the cause) to the failure's message."""
         exc = self._error
@@ -594,6 +598,10 @@ class Negotiated:
     compress: int
     client_notakeover: bool
     headers: tuple[str, ...] = attrs.field(converter=_flatten)
+    #: The URL connected to (after redirects), without credentials.
+    url: str = ""
+    #: When the connection opened (``trio.current_time()``).
+    opened_at: float = 0.0
 
     @property
     def response_headers(self) -> list[tuple[str, str]]:

@@ -82,6 +82,9 @@ class Inbox:
         "_space",
         "_waiter",
         "_yielded_batch",
+        "messages_in",
+        "paused_seconds",
+        "payload_in",
     )
 
     def __init__(self, owner: InboxOwner) -> None:
@@ -96,6 +99,11 @@ class Inbox:
         self._space: trio.Event | None = None  # set when the paused reader may go on
         self._finished = False
         self._discarded = False
+        #: TEXT and BINARY messages delivered so far, their payload bytes, and the seconds the
+        #: reader spent in :meth:`wait_for_space`.
+        self.messages_in = 0
+        self.payload_in = 0
+        self.paused_seconds = 0.0
 
     # ----------------------------------------------------------------------------------------
     # the producer's side (the reader task)
@@ -113,6 +121,16 @@ class Inbox:
         ) and not self._discarded
 
     @property
+    def queued_messages(self) -> int:
+        """Messages waiting to be taken."""
+        return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        """The payload bytes of the TEXT and BINARY messages waiting to be taken."""
+        return self._bytes
+
+    @property
     def paused(self) -> bool:
         """The reader is waiting for space."""
         return self._space is not None
@@ -124,10 +142,15 @@ class Inbox:
             queue = self._queue
             if not queue:
                 queue = self._queue = deque()
+            size = count = 0
             for msg in msgs:
                 if msg.type in _DATA_TYPES:
-                    self._bytes += len(msg.data)
+                    size += len(msg.data)
+                    count += 1
                 queue.append(msg)
+            self._bytes += size
+            self.payload_in += size
+            self.messages_in += count
         self._wake_receiver()
 
     def finish(self) -> None:
@@ -146,7 +169,11 @@ class Inbox:
     async def wait_for_space(self) -> None:
         """Wait (the reader) until the queue is below half of both marks, or discarded."""
         event = self._space = trio.Event()
-        await event.wait()
+        start = trio.current_time()
+        try:
+            await event.wait()
+        finally:
+            self.paused_seconds += trio.current_time() - start
 
     async def wait_resumed(self) -> None:
         """Wait (the heartbeat) while the reader is paused; return at once if it is not."""

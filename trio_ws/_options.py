@@ -36,6 +36,7 @@ annotations could not be resolved by ``typing.get_type_hints``, cattrs or Sphinx
 """
 
 import difflib
+import logging
 import os
 import ssl as _ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -134,6 +135,14 @@ def _to_proxy_auth(value: BasicAuth | tuple[str, str] | None) -> BasicAuth | Non
         return _to_auth(value)
     except InvalidArgument as exc:
         raise InvalidArgument(f"proxy_{exc}") from None
+
+
+def _check_logger(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if value is not None and not isinstance(value, (logging.Logger, logging.LoggerAdapter)):
+        raise InvalidArgument(
+            f"logger must be a logging.Logger, a logging.LoggerAdapter or None, "
+            f"not {type(value).__name__}"
+        )
 
 
 def _check_ssl(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
@@ -290,6 +299,9 @@ class ConnectOptions:
         max_fragments: the most frames one message may have (control frames between them are
             not counted); 0 = no limit. More fail the connection with close code 1009.
         decode_text: deliver ``TEXT`` messages as ``str`` (else ``bytes``).
+        logger: where the connection's log records go (a ``logging.Logger`` or
+            ``LoggerAdapter``); ``None`` uses ``logging.getLogger("trio_ws.client")``. See
+            :doc:`logging`.
     """
 
     protocols: tuple[str, ...] = attrs.field(default=(), converter=_to_protocols)
@@ -319,6 +331,9 @@ class ConnectOptions:
     max_msg_size: int = attrs.field(default=4 * 1024 * 1024, validator=_limit)
     max_fragments: int = attrs.field(default=DEFAULT_MAX_FRAGMENTS, validator=_limit)
     decode_text: bool = attrs.field(default=True, validator=_flag)
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = attrs.field(
+        default=None, validator=_check_logger
+    )
 
 
 class WSOptions(TypedDict, total=False):
@@ -361,6 +376,7 @@ class WSOptions(TypedDict, total=False):
     max_msg_size: int
     max_fragments: int
     decode_text: bool
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None
 
 
 _NAMES: Final = frozenset(attrs.fields_dict(ConnectOptions))

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Final, final
 
 from ._deflate import ClientDeflate
-from ._framing import CLOSE, NO_STATUS, MaskSource, build_frame
+from ._framing import CLOSE, NO_STATUS, PREVIEW, MaskSource, Trace, build_frame
 
 __all__ = ["JOIN_LIMIT", "NO_STATUS", "Outbox"]
 
@@ -45,7 +45,16 @@ class Outbox:
             ``compress=True``; ``None`` sends every message uncompressed.
     """
 
-    __slots__ = ("_deflate", "_mask_source", "pieces", "size")
+    __slots__ = (
+        "_deflate",
+        "_mask_source",
+        "controls",
+        "messages",
+        "payload_bytes",
+        "pieces",
+        "size",
+        "trace",
+    )
 
     def __init__(self, mask_source: MaskSource, deflate: ClientDeflate | None = None) -> None:
         self._mask_source = mask_source
@@ -54,13 +63,26 @@ class Outbox:
         self.pieces: list[bytes] = []
         #: The number of bytes in :attr:`pieces`.
         self.size = 0
+        #: Data messages and control frames queued so far, and the data messages' payload
+        #: bytes (before compression).
+        self.messages = 0
+        self.controls = 0
+        self.payload_bytes = 0
+        #: While a list: each frame queued, as a :data:`~trio_ws._framing.Trace` (the I/O
+        #: layer logs them at DEBUG).
+        self.trace: list[Trace] | None = None
 
     def message(
         self, opcode: int, payload: bytes | bytearray | memoryview, compress: bool = True
     ) -> None:
         """Queue a data message (TEXT or BINARY) as one frame; compressed (RSV1 set) when
         ``compress`` and permessage-deflate was negotiated."""
+        self.messages += 1
+        self.payload_bytes += len(payload)
         deflate = self._deflate
+        if self.trace is not None:
+            flag = compress and deflate is not None
+            self.trace.append((">", opcode, True, flag, len(payload), bytes(payload[:PREVIEW])))
         if compress and deflate is not None:
             self.size += build_frame(
                 self.pieces, opcode, deflate.compress(payload), True, self._mask_source
@@ -70,12 +92,18 @@ class Outbox:
 
     def control(self, opcode: int, payload: bytes) -> None:
         """Queue a control frame (PING or PONG); the caller checked its size."""
+        self.controls += 1
+        if self.trace is not None:
+            self.trace.append((">", opcode, True, False, len(payload), payload))
         self.size += build_frame(self.pieces, opcode, payload, False, self._mask_source)
 
     def close(self, code: int, reason: str = "") -> None:
         """Queue a close frame: the code in 2 bytes, then the reason in UTF-8 (RFC 6455
         §5.5.1); :data:`NO_STATUS` gives an empty close frame."""
+        self.controls += 1
         payload = b"" if code == NO_STATUS else code.to_bytes(2, "big")
+        if self.trace is not None:
+            self.trace.append((">", CLOSE, True, False, len(payload), payload))
         self.size += build_frame(
             self.pieces, CLOSE, payload + reason.encode("utf-8"), False, self._mask_source
         )

@@ -19,12 +19,10 @@ handshake, with everything a caller needs on top of it:
 * the close: which code ends up as the connection's close code and what happens after a
   protocol failure (the rules of which codes may be sent are in :mod:`trio_ws._framing`).
 
-The rooms: :mod:`trio_ws._framing` has the rules of one frame (opcodes, header and close-code
-rules, building and masking frames), :mod:`trio_ws._assembler` the message being
-reassembled, :mod:`trio_ws._outbox` the output side (the queue of our frames, how they are
-built, masked and compressed, and how the queue is handed over), and this module the parser
-that drives the first two, the connection's state, and the ``send_*`` methods that check it
-before they feed the outbox.
+The rooms: :mod:`trio_ws._framing` (the rules of one frame), :mod:`trio_ws._assembler` (the
+message being reassembled), :mod:`trio_ws._outbox` (our frames, built, masked, compressed,
+handed over), and this module: the parser driving the first two, the connection's state, and
+the ``send_*`` methods that check it before they feed the outbox.
 
 It never does I/O and never imports trio. The I/O layer feeds it what it reads
 (:meth:`receive_data`, :meth:`receive_eof`), gets finished :class:`WSMessage` objects back, and
@@ -32,10 +30,7 @@ writes :meth:`data_to_send` (or :meth:`take_outbox`) to the transport. Every fra
 method, goes into the one :class:`~trio_ws._outbox.Outbox` in the order the methods were
 called, so the wire order is the call order.
 
-Why not wsproto's framing: wsproto (1.3) parses a small frame in 5-6 µs and builds one in
-4-5 µs (an event object per frame, extension hooks) and masks in pure Python (1.2 ms per MiB);
-this parser handles a small frame in one pass over the read buffer, without intermediate
-objects. wsproto remains the server of :mod:`trio_ws.testing` and the tests' peer.
+Why not wsproto's framing: see ``docs/internals.rst``.
 
 The parser has two states. *Between frames* it reads a header; if the whole frame is in the
 buffer and it is a complete, uncompressed message (the common case) the message is built
@@ -86,18 +81,21 @@ from ._framing import (
     MAX_CONTROL_PAYLOAD,
     PING,
     PONG,
+    PREVIEW,
     PROTOCOL_ERROR,
     TEXT,
     MaskSource,
     ProtocolViolation,
+    Trace,
     check_close_code,
     check_header,
+    frame_opcode,
     parse_close,
 )
 from ._outbox import Outbox
 from ._types import WSCloseCode, WSMessage, WSMsgType
 
-__all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "State"]
+__all__ = ["DEFAULT_MAX_FRAGMENTS", "ClientProtocol", "WSState"]
 
 _BINARY_TYPE: Final = WSMsgType.BINARY
 _TEXT_TYPE: Final = WSMsgType.TEXT
@@ -106,17 +104,9 @@ _TEXT_TYPE: Final = WSMsgType.TEXT
 _tuple_new: Final = tuple.__new__
 
 
-class _Frame(enum.IntEnum):
-    """Opcodes a caller may ask :meth:`ClientProtocol.send_frame` for."""
-
-    TEXT = WSMsgType.TEXT
-    BINARY = WSMsgType.BINARY
-    PING = WSMsgType.PING
-    PONG = WSMsgType.PONG
-
-
-class State(enum.Enum):
-    """Where a connection is in its lifecycle (see the module docstring for the moves)."""
+class WSState(enum.Enum):
+    """Where a connection is in its lifecycle (``ClientWebSocket.state``; the moves between
+    the states are drawn in ``docs/internals.rst``)."""
 
     #: Both directions are open.
     OPEN = "open"
@@ -124,17 +114,18 @@ class State(enum.Enum):
     CLOSE_RECEIVED = "close received"
     #: Our close frame is queued; the server's has not arrived yet.
     CLOSING = "closing"
-    #: The server broke the protocol; our close frame waits for :meth:`commit_failure`.
+    #: The server broke the protocol; our close frame waits until the application takes the
+    #: ERROR (or ``ws_close`` passes).
     FAILING = "failing"
     #: No frame is parsed or sent any more: the closing handshake is complete, the
     #: connection failed, or the transport ended.
     CLOSED = "closed"
 
 
-_OPEN: Final = State.OPEN
-_CLOSING: Final = State.CLOSING
-_FAILING: Final = State.FAILING
-_CLOSED: Final = State.CLOSED
+_OPEN: Final = WSState.OPEN
+_CLOSING: Final = WSState.CLOSING
+_FAILING: Final = WSState.FAILING
+_CLOSED: Final = WSState.CLOSED
 
 
 class ClientProtocol:
@@ -174,11 +165,15 @@ class ClientProtocol:
         "_frame_left",
         "_frame_opcode",
         "_head",
-        "_outbox",
+                "bytes_in",
         "close_code",
         "close_reason",
         "failure",
+        "frames_in",
+        "outbox",
+        "pongs",
         "state",
+        "trace",
     )
 
     def __init__(
@@ -206,8 +201,9 @@ class ClientProtocol:
         self._autoping = autoping
         self._autoclose = autoclose
         self._defer_failure_close = defer_failure_close
-        # Our frames wait here; the send methods below check the state, then feed it.
-        self._outbox = Outbox(mask_source, deflate)
+        #: Our frames wait here, in call order (the send methods below check the state, then
+        #: feed it); the I/O layer reads its ``size`` and counters and takes from it.
+        self.outbox = Outbox(mask_source, deflate)
 
         # Parser state. _head: the bytes of an incomplete frame header. _frame_left: payload
         # bytes of the frame being streamed still to come (0 = between frames).
@@ -216,9 +212,17 @@ class ClientProtocol:
         self._frame_opcode = 0
         self._frame_fin = False
         self._control_payload = b""  # a control frame that spans reads (at most 125 bytes)
+        self.bytes_in = 0  #: bytes received (the wire's)
+        self.frames_in = 0  #: frames received
+        #: While a list: each frame received, as a :data:`~trio_ws._framing.Trace` (the I/O
+        #: layer logs them at DEBUG; the outbox has the same for the frames sent).
+        self.trace: list[Trace] | None = None
+        #: While a list: the payload of each pong received (the I/O layer matches them to its
+        #: pings), with or without autoping.
+        self.pongs: list[bytes] | None = None
 
-        #: Where the connection is; see :class:`State`.
-        self.state = State.OPEN
+        #: Where the connection is; see :class:`WSState`.
+        self.state = WSState.OPEN
         #: What ended the connection: the :class:`WSProtocolError` of the server's violation,
         #: or what the I/O layer reported with :meth:`fail`. Set once, never cleared.
         self.failure: BaseException | None = None
@@ -248,7 +252,7 @@ class ClientProtocol:
         """Our side is closing or closed, or the connection failed or ended (everything but
         OPEN and CLOSE_RECEIVED): ``ClientWebSocket.closed``."""
         state = self.state
-        return state is not _OPEN and state is not State.CLOSE_RECEIVED
+        return state is not _OPEN and state is not WSState.CLOSE_RECEIVED
 
     def closed_error(self) -> WSClosedError:
         """The :class:`WSClosedError` for a send that may not happen now, naming the close
@@ -267,8 +271,7 @@ class ClientProtocol:
         """The I/O layer saw the connection break (``exc``): it is CLOSED with ``code``.
 
         Returns ``True`` if ``exc`` was recorded as the :attr:`failure`: only while OPEN or
-        CLOSING. After the server's close frame the session had ended, and a failure already
-        recorded stays the first one.
+        CLOSING (after the server's close frame the session had ended; the first failure wins).
         """
         state = self.state
         if state is _CLOSED:
@@ -282,19 +285,14 @@ class ClientProtocol:
         self.close_reason = ""
         return True
 
-    @property
-    def outbox_size(self) -> int:
-        """Bytes waiting in the outbox."""
-        return self._outbox.size
-
     def data_to_send(self) -> bytes:
         """Take everything in the outbox, oldest first."""
-        return self._outbox.take()
+        return self.outbox.take()
 
     def take_outbox(self) -> list[bytes]:
         """Take everything in the outbox as pieces to write in order, oldest first: small
         pieces joined, a big payload (64 KiB or more) on its own, not copied."""
-        return self._outbox.take_pieces()
+        return self.outbox.take_pieces()
 
     # ----------------------------------------------------------------------------------------
     # input
@@ -307,6 +305,7 @@ class ClientProtocol:
         the protocol: data is the :class:`WSProtocolError`, also kept in :attr:`failure`).
         Bytes that arrive after a close frame or a violation are dropped.
         """
+        self.bytes_in += len(data)
         state = self.state
         if (state is not _OPEN and state is not _CLOSING) or not data:
             return []
@@ -326,111 +325,123 @@ class ClientProtocol:
         max_msg_size = asm.max_msg_size
         decode_text = asm.decode_text
         deflate = self._deflate
-        while pos < n:
-            if self._frame_left:
-                # Streaming the payload of a frame that did not fit in one read.
-                take = min(self._frame_left, n - pos)
-                self._frame_left -= take
-                pos += take
-                if asm.sinking:
-                    last = not self._frame_left and self._frame_fin
-                    if msg := asm.fill(memoryview(buf)[pos - take : pos], last):
-                        out.append(msg)
-                elif self._frame_payload(buf[pos - take : pos], out):
-                    return
-                continue
-            # A frame header (RFC 6455 §5.2): 2 bytes, then 0, 2 or 8 bytes of length.
-            if n - pos < 2:
-                break
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
-            if length < 126:
-                start = pos + 2
-            elif length == 126:
-                if n - pos < 4:
-                    break
-                length = (buf[pos + 2] << 8) | buf[pos + 3]
-                start = pos + 4
-                if length < 126:
-                    # RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the
-                    # length".
-                    raise ProtocolViolation(
-                        PROTOCOL_ERROR, "a frame length in 2 bytes when 1 would do"
-                    )
-            else:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                start = pos + 10
-                if length >> 63:
-                    raise ProtocolViolation(
-                        PROTOCOL_ERROR, "a 64-bit frame length with the top bit set"
-                    )
-                if length < 0x10000:
-                    raise ProtocolViolation(
-                        PROTOCOL_ERROR, "a frame length in 8 bytes when 2 would do"
-                    )
-            if b1 & 0x80:
-                # RFC 6455 §5.1: "A client MUST close a connection if it detects a masked frame."
-                raise ProtocolViolation(PROTOCOL_ERROR, "a masked frame from the server")
-            opcode = b0 & 0x0F
-            fin = b0 & 0x80
-            end = start + length
-            # A final TEXT or BINARY frame outside a fragmented message is a whole message; its
-            # header needs no rule but RSV (an RSV1 without deflate goes the long way, and
-            # fails there).
-            if fin and 0 < opcode < 3 and asm.opcode == 0:
-                rsv = b0 & 0x70
-                if rsv == 0 and max_msg_size and length > max_msg_size:
-                    raise asm.too_big(length)  # (a compressed one is bounded by the inflate)
-                if end <= n and (rsv == 0 or (rsv == 0x40 and deflate is not None)):
-                    # The common case: a whole message in one frame, all in the buffer.
-                    pos = end
-                    data = buf[start:end]
-                    if rsv and deflate is not None:
-                        data = deflate.inflate_message(data)
-                    if opcode == BINARY:
-                        out.append(_tuple_new(WSMessage, (_BINARY_TYPE, data, None)))
-                    elif decode_text:
-                        try:
-                            out.append(_tuple_new(WSMessage, (_TEXT_TYPE, data.decode(), None)))
-                        except UnicodeDecodeError:
-                            out.append(asm.whole_text(data))  # raises the violation (1007)
-                    else:
-                        out.append(asm.whole_text(data))
-                    continue
-            check_header(b0, opcode, length)
-            if opcode >= CLOSE:
-                if end <= n:
-                    # A whole control frame in the buffer, as pings almost always are: no
-                    # copy into _control_payload.
-                    pos = end
-                    if self._control(opcode, buf[start:end], out):
+        trace = self.trace
+        frames = self.frames_in
+        try:
+            while pos < n:
+                if self._frame_left:
+                    # Streaming the payload of a frame that did not fit in one read.
+                    take = min(self._frame_left, n - pos)
+                    self._frame_left -= take
+                    pos += take
+                    if asm.sinking:
+                        last = not self._frame_left and self._frame_fin
+                        if msg := asm.fill(memoryview(buf)[pos - take : pos], last):
+                            out.append(msg)
+                    elif self._frame_payload(buf[pos - take : pos], out):
                         return
                     continue
-                self._control_payload = b""
-            else:
-                if opcode == CONTINUATION:
-                    asm.next_fragment(length)
+                # A frame header (RFC 6455 §5.2): 2 bytes, then 0, 2 or 8 bytes of length.
+                if n - pos < 2:
+                    break
+                b0 = buf[pos]
+                b1 = buf[pos + 1]
+                length = b1 & 0x7F
+                if length < 126:
+                    start = pos + 2
+                elif length == 126:
+                    if n - pos < 4:
+                        break
+                    length = (buf[pos + 2] << 8) | buf[pos + 3]
+                    start = pos + 4
+                    if length < 126:
+                        # RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the
+                        # length".
+                        raise ProtocolViolation(
+                            PROTOCOL_ERROR, "a frame length in 2 bytes when 1 would do"
+                        )
                 else:
-                    asm.start(opcode, bool(b0 & 0x40), length)
-                if end <= n:
-                    # A whole fragment in the buffer: one piece for the assembler.
-                    pos = end
-                    msg = asm.feed(buf[start:end], bool(fin))
-                    if msg is not None:
-                        out.append(msg)
-                    continue
-            # The frame goes on in the next read: stream its payload (into a sink if big).
-            pos = start
-            if opcode < CLOSE:
-                asm.open_sink(length)
-            self._frame_opcode = opcode
-            self._frame_fin = bool(fin)
-            self._frame_left = length
-        if pos < n:
-            self._head = buf[pos:]
+                    if n - pos < 10:
+                        break
+                    length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                    start = pos + 10
+                    if length >> 63:
+                        raise ProtocolViolation(
+                            PROTOCOL_ERROR, "a 64-bit frame length with the top bit set"
+                        )
+                    if length < 0x10000:
+                        raise ProtocolViolation(
+                            PROTOCOL_ERROR, "a frame length in 8 bytes when 2 would do"
+                        )
+                frames += 1
+                if b1 & 0x80:
+                    # RFC 6455 §5.1: "A client MUST close a connection if it detects a masked
+                    # frame."
+                    raise ProtocolViolation(PROTOCOL_ERROR, "a masked frame from the server")
+                opcode = b0 & 0x0F
+                fin = b0 & 0x80
+                end = start + length
+                # A final TEXT or BINARY frame outside a fragmented message is a whole message; its
+                # header needs no rule but RSV (an RSV1 without deflate goes the long way, and
+                # fails there).
+                if fin and 0 < opcode < 3 and asm.opcode == 0:
+                    rsv = b0 & 0x70
+                    if rsv == 0 and max_msg_size and length > max_msg_size:
+                        raise asm.too_big(length)  # (a compressed one is bounded by the inflate)
+                    if end <= n and (rsv == 0 or (rsv == 0x40 and deflate is not None)):
+                        # The common case: a whole message in one frame, all in the buffer.
+                        pos = end
+                        data = buf[start:end]
+                        if trace is not None:
+                            trace.append(("<", opcode, True, rsv != 0, length, data[:PREVIEW]))
+                        if rsv and deflate is not None:
+                            data = deflate.inflate_message(data)
+                        if opcode == BINARY:
+                            out.append(_tuple_new(WSMessage, (_BINARY_TYPE, data, None)))
+                        elif decode_text:
+                            try:
+                                out.append(_tuple_new(WSMessage, (_TEXT_TYPE, data.decode(), None)))
+                            except UnicodeDecodeError:
+                                out.append(asm.whole_text(data))  # raises the violation (1007)
+                        else:
+                            out.append(asm.whole_text(data))
+                        continue
+                if trace is not None:
+                    preview = buf[start : min(end, n, start + PREVIEW)]
+                    trace.append(("<", opcode, bool(fin), bool(b0 & 0x40), length, preview))
+                check_header(b0, opcode, length)
+                if opcode >= CLOSE:
+                    if end <= n:
+                        # A whole control frame in the buffer, as pings almost always are: no
+                        # copy into _control_payload.
+                        pos = end
+                        if self._control(opcode, buf[start:end], out):
+                            return
+                        continue
+                    self._control_payload = b""
+                else:
+                    if opcode == CONTINUATION:
+                        asm.next_fragment(length)
+                    else:
+                        asm.start(opcode, bool(b0 & 0x40), length)
+                    if end <= n:
+                        # A whole fragment in the buffer: one piece for the assembler.
+                        pos = end
+                        msg = asm.feed(buf[start:end], bool(fin))
+                        if msg is not None:
+                            out.append(msg)
+                        continue
+                # The frame goes on in the next read: stream its payload (into a sink if big).
+                pos = start
+                if opcode < CLOSE:
+                    asm.open_sink(length)
+                self._frame_opcode = opcode
+                self._frame_fin = bool(fin)
+                self._frame_left = length
+            if pos < n:
+                self._head = buf[pos:]
+        finally:
+            self.frames_in = frames
 
     def receive_buffer(self) -> memoryview | None:
         """Where the next read may go directly (the rest of a big frame: see :meth:`received_into`
@@ -439,6 +450,7 @@ class ClientProtocol:
 
     def received_into(self, size: int) -> list[WSMessage]:
         """``size`` bytes (> 0) were read into :meth:`receive_buffer`; as :meth:`receive_data`."""
+        self.bytes_in += size
         self._frame_left -= size
         msg = self._assembler.filled(size, not self._frame_left and self._frame_fin)
         return [] if msg is None else [msg]
@@ -468,9 +480,11 @@ class ClientProtocol:
             if not self._autoping:
                 out.append(WSMessage(WSMsgType.PING, payload, None))
             elif self.state is _OPEN:  # no pong after our close frame (RFC 6455 §5.5.1)
-                self._outbox.control(PONG, payload)
+                self.outbox.control(PONG, payload)
             return False
         if opcode == PONG:
+            if self.pongs is not None:
+                self.pongs.append(payload)
             if not self._autoping:
                 out.append(WSMessage(WSMsgType.PONG, payload, None))
             return False
@@ -502,9 +516,9 @@ class ClientProtocol:
             # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response ... typically
             # echoing the status code it received". For 1005 (no code), an empty close frame.
             self.state = _CLOSED
-            self._outbox.close(code)
+            self.outbox.close(code)
         else:
-            self.state = State.CLOSE_RECEIVED
+            self.state = WSState.CLOSE_RECEIVED
         return WSMessage(WSMsgType.CLOSE, code, reason)
 
     def _fail(self, code: int, reason: str) -> WSMessage:
@@ -532,7 +546,7 @@ class ClientProtocol:
             return False
         self.state = _CLOSED
         assert isinstance(self.failure, WSProtocolError)
-        self._outbox.close(self.failure.code)
+        self.outbox.close(self.failure.code)
         return True
 
     # ----------------------------------------------------------------------------------------
@@ -556,12 +570,12 @@ class ClientProtocol:
             payload = data.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidArgument(f"a text that cannot be encoded as UTF-8: {exc}") from exc
-        self._outbox.message(TEXT, payload, compress)
+        self.outbox.message(TEXT, payload, compress)
 
     def send_bytes(self, data: bytes | bytearray | memoryview, compress: bool = True) -> None:
         """Queue a BINARY message (``compress`` as for :meth:`send_text`)."""
         self._check_open()
-        self._outbox.message(BINARY, data, compress)
+        self.outbox.message(BINARY, data, compress)
 
     def send_frame(self, data: bytes, opcode: int, compress: bool = True) -> None:
         """Queue one frame with ``opcode`` (TEXT, BINARY, PING or PONG) and ``data`` as payload.
@@ -569,39 +583,26 @@ class ClientProtocol:
         ``compress`` applies to TEXT and BINARY, as for :meth:`send_text`.
 
         Raises:
-            InvalidArgument: another opcode (use :meth:`send_close` for CLOSE), a TEXT payload
-                that is not UTF-8, or a control payload over 125 bytes.
+            InvalidArgument: as :func:`~trio_ws._framing.frame_opcode`, or a control payload
+                over 125 bytes.
         """
-        try:
-            kind = _Frame(opcode)
-        except ValueError:
-            raise InvalidArgument(
-                f"send_frame() cannot send opcode {opcode!r}: use TEXT, BINARY, PING or PONG "
-                "(close() sends CLOSE)"
-            ) from None
-        if kind is _Frame.TEXT:
-            try:
-                bytes(data).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InvalidArgument("a TEXT frame's payload must be UTF-8") from exc
-            self._check_open()
-            self._outbox.message(TEXT, data, compress)
-        elif kind is _Frame.BINARY:
-            self.send_bytes(data, compress)
-        elif kind is _Frame.PING:
-            self.send_ping(data)
+        opcode = frame_opcode(opcode, data)
+        if opcode >= CLOSE:
+            self._check_control(data)
+            self.outbox.control(opcode, data)
         else:
-            self.send_pong(data)
+            self._check_open()
+            self.outbox.message(opcode, data, compress)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Queue a PING frame (payload at most 125 bytes)."""
         self._check_control(payload)
-        self._outbox.control(PING, payload)
+        self.outbox.control(PING, payload)
 
     def send_pong(self, payload: bytes = b"") -> None:
         """Queue an unsolicited PONG frame (payload at most 125 bytes)."""
         self._check_control(payload)
-        self._outbox.control(PONG, payload)
+        self.outbox.control(PONG, payload)
 
     def _check_control(self, payload: bytes) -> None:
         if len(payload) > MAX_CONTROL_PAYLOAD:
@@ -629,9 +630,9 @@ class ClientProtocol:
             return self.commit_failure()
         if state is _OPEN:
             self.state = _CLOSING
-        elif state is State.CLOSE_RECEIVED:
+        elif state is WSState.CLOSE_RECEIVED:
             self.state = _CLOSED
         else:
             return False
-        self._outbox.close(int(code), reason)
+        self.outbox.close(int(code), reason)
         return True

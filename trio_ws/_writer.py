@@ -104,6 +104,7 @@ class Writer:
         "_sock",
         "_started",
         "_stream",
+        "written",
     )
 
     def __init__(
@@ -132,6 +133,8 @@ class Writer:
         self._drained: trio.Event | None = None
         self._closed = False  # nothing more will be written
         self._cut = False  # a write was abandoned mid-way: the stream is unusable
+        #: Bytes written to the stream so far.
+        self.written = 0
 
     # ----------------------------------------------------------------------------------------
     # state
@@ -139,7 +142,7 @@ class Writer:
     @property
     def backlog(self) -> int:
         """Bytes queued and not yet written."""
-        return self._core.outbox_size + self._pending_size
+        return self._core.outbox.size + self._pending_size
 
     @property
     def cut(self) -> bool:
@@ -164,9 +167,9 @@ class Writer:
         ):
             self._sends += 1 + (await self._send_in_turn(produce, args) >> _UNIT_SHIFT)
         else:
-            before = core.outbox_size
+            before = core.outbox.size
             produce(*args)
-            self._sends += 1 + ((core.outbox_size - before) >> _UNIT_SHIFT)
+            self._sends += 1 + ((core.outbox.size - before) >> _UNIT_SHIFT)
         self.flush()
         if self._sends >= SEND_BATCH:
             self._sends = 0
@@ -182,9 +185,9 @@ class Writer:
         async with lock:
             while self.backlog >= HIGH_WATER and not self._closed:
                 await self._wait_drained()
-            before = self._core.outbox_size
+            before = self._core.outbox.size
             produce(*args)
-            return self._core.outbox_size - before
+            return self._core.outbox.size - before
 
     def next_round(self) -> None:
         """Other tasks ran since the last direct write: the next write may be direct again."""
@@ -197,7 +200,7 @@ class Writer:
         (the kernel takes it without waiting; only what it refuses is backpressure). Never
         waits and never raises; a failed direct write is reported to the owner.
         """
-        if self._closed or not self._core.outbox_size:
+        if self._closed or not self._core.outbox.size:
             return
         if (self._direct_ok or self.backlog >= HIGH_WATER) and self._write_directly():
             return
@@ -239,7 +242,7 @@ class Writer:
             return
         self._flushing = True
         try:
-            while self._pending or self._core.outbox_size:
+            while self._pending or self._core.outbox.size:
                 await self._write_all()
         except Exception as exc:
             self._fail(exc)
@@ -269,7 +272,7 @@ class Writer:
         try:
             while not self._closed:
                 if not self._pending:
-                    if not self._core.outbox_size:
+                    if not self._core.outbox.size:
                         return
                     self._take()
                 # Whole frames: shielded, so that only close() or limit() stop it midway.
@@ -313,16 +316,18 @@ class Writer:
                     await stream.send_all(view[:_MAX_PIECE])
                     self._pending[0] = view[_MAX_PIECE:]
                     self._pending_size -= _MAX_PIECE
+                    self.written += _MAX_PIECE
                     continue
                 await stream.send_all(piece)
                 del self._pending[0]
                 self._pending_size -= len(piece)
+                self.written += len(piece)
                 if not self._pending:
                     self._started = False
             self._wake_drained()
 
     def _take(self) -> None:
-        self._pending_size = self._core.outbox_size
+        self._pending_size = self._core.outbox.size
         # A fresh list: ours to change (a written part of a piece is replaced by a view).
         self._pending = cast("list[bytes | memoryview]", self._core.take_outbox())
 
@@ -342,6 +347,7 @@ class Writer:
             except (BlockingIOError, InterruptedError):
                 return
             self._pending_size -= written
+            self.written += written
             done = 0
             for piece in batch:
                 size = len(piece)
