@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Unpack
@@ -51,7 +52,7 @@ from ._errors import (
     WSTLSError,
 )
 from ._handshake import ClientHandshake, Negotiated
-from ._monitor import LOGGER, log_extra, new_id
+from ._monitor import LOGGER, format_id, log_extra, new_serial
 from ._observed import log_handshake, log_opened
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
@@ -186,7 +187,8 @@ async def _connect(
         first = target = attrs.evolve(target, unix_path=options.unix_socket)
     plain_wss = stream is not None and target.secure and not isinstance(stream, trio.SSLStream)
     log = options.logger or LOGGER
-    ws_id = new_id()
+    serial = new_serial()
+    ws_id = format_id(serial)
     started = trio.current_time()
     hs = _new_handshake(options, first, target)
     connect_timeout = options.connect_timeout
@@ -257,7 +259,7 @@ async def _connect(
         compress=deflate.client_max_window_bits if deflate is not None else 0,
         client_notakeover=deflate is not None and deflate.client_no_context_takeover,
         headers=result.headers,
-        url=target.url,
+        url=sys.intern(target.url),  # shared by the connections to one URL
         opened_at=trio.current_time(),
     )
     core = ClientProtocol(
@@ -277,7 +279,7 @@ async def _connect(
         timeout=options.timeout,
         heartbeat=options.heartbeat,
         log=log,
-        ws_id=ws_id,
+        serial=serial,
     )
     log_opened(log, ws_id, negotiated, negotiated.opened_at - started)
     ws._start(result.trailing_data)

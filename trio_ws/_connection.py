@@ -124,11 +124,11 @@ class ClientWebSocket(Observed):
         timeout: ClientWSTimeout,
         heartbeat: float | None,
         log: Logger,
-        ws_id: str,
+        serial: int,
     ) -> None:
         self._stream = stream
         self._log = log
-        self._id = ws_id
+        self._serial = serial
         self._debug = log.isEnabledFor(logging.DEBUG)
         if self._debug:
             core.trace = core.outbox.trace = []

@@ -48,7 +48,8 @@ __all__ = [
     "Pings",
     "WSStatistics",
     "describe_frame",
-    "new_id",
+    "format_id",
+    "new_serial",
     "redact",
 ]
 
@@ -71,9 +72,16 @@ _RUN: Final = os.urandom(2).hex()
 _SERIAL: Final = itertools.count(1)
 
 
-def new_id() -> str:
-    """A connection id unique in this process and unlikely to repeat in another."""
-    return f"{_RUN}-{next(_SERIAL)}"
+def new_serial() -> int:
+    """The next connection number of this process (kept instead of its id string: idle
+    connections are many)."""
+    return next(_SERIAL)
+
+
+def format_id(serial: int) -> str:
+    """The id of connection ``serial``: unique in this process, unlikely to repeat in another
+    (a random prefix per process)."""
+    return f"{_RUN}-{serial}"
 
 
 def redact(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ import trio
 
 from ._errors import WSTimeoutError
 from ._framing import control_payload
-from ._monitor import Pings, WSStatistics, describe_frame, log_extra, redact
+from ._monitor import Pings, WSStatistics, describe_frame, format_id, log_extra, redact
 from ._protocol import ClientProtocol, WSState
 from ._transport import extra_info
 
@@ -38,8 +38,8 @@ class Observed:
     """The observing half of :class:`~trio_ws.ClientWebSocket` (a mixin)."""
 
     # What this half keeps (ClientWebSocket sets them in its __init__).
-    __slots__ = ("_closed_by", "_debug", "_id", "_log", "_pings")
-    _id: str
+    __slots__ = ("_closed_by", "_debug", "_log", "_pings", "_serial")
+    _serial: int  # the connection's number (its id is formatted when asked for)
     _log: Logger
     _debug: bool  # DEBUG is on for _log (asked once per read batch)
     _pings: Pings | None  # made by the first ping
@@ -130,7 +130,7 @@ class Observed:
     def id(self) -> str:
         """A short id of this connection, unique in the process (``"3fa1-17"``); every log
         record of the connection carries it."""
-        return self._id
+        return format_id(self._serial)
 
     @property
     def url(self) -> str:
@@ -213,7 +213,7 @@ class Observed:
     def __repr__(self) -> str:
         code = self._core.close_code
         tail = "" if code is None else f" code={code}"
-        return f"<ClientWebSocket {self._id} {self.url} {self._core.state.name}{tail}>"
+        return f"<ClientWebSocket {self.id} {self.url} {self._core.state.name}{tail}>"
 
     # ----------------------------------------------------------------------------------------
     # hooks of the reader, the heartbeat and the close (the connection's module calls them)
@@ -231,7 +231,7 @@ class Observed:
         self._tracked_pings().add(b"", trio.current_time(), wait=False)
         if self._debug:
             self._log.debug(
-                "[%s] heartbeat: the server was silent, ping", self._id, extra=self._extra()
+                "[%s] heartbeat: the server was silent, ping", self.id, extra=self._extra()
             )
 
     def _took_pongs(self) -> None:
@@ -243,7 +243,7 @@ class Observed:
             rtt = pings.pong(payload, now) if pings is not None else None
             if self._debug and rtt is not None:
                 self._log.debug(
-                    "[%s] pong: round trip %.3f ms", self._id, rtt * 1e3, extra=self._extra()
+                    "[%s] pong: round trip %.3f ms", self.id, rtt * 1e3, extra=self._extra()
                 )
         core.pongs.clear()
         if pings is None or not pings.waiting:
@@ -261,7 +261,7 @@ class Observed:
             if self._core.state is not before:
                 self._log.debug(
                     "[%s] state %s -> %s",
-                    self._id,
+                    self.id,
                     before.name,
                     self._core.state.name,
                     extra=self._extra(),
@@ -272,7 +272,7 @@ class Observed:
         if trace:
             extra = self._extra()
             for frame in trace:
-                self._log.debug("[%s] %s", self._id, describe_frame(frame), extra=extra)
+                self._log.debug("[%s] %s", self.id, describe_frame(frame), extra=extra)
             trace.clear()
 
     def _log_paused(self, paused: bool) -> None:
@@ -280,13 +280,13 @@ class Observed:
         if paused:
             self._log.debug(
                 "[%s] reader paused: %d messages (%d bytes) not taken yet",
-                self._id,
+                self.id,
                 inbox.queued_messages,
                 inbox.queued_bytes,
                 extra=self._extra(),
             )
         else:
-            self._log.debug("[%s] reader resumed", self._id, extra=self._extra())
+            self._log.debug("[%s] reader resumed", self.id, extra=self._extra())
 
     def _log_closed(self) -> None:
         """The connection ended (once, when its transport is closed)."""
@@ -304,7 +304,7 @@ class Observed:
         self._log.log(
             level,
             "[%s] closed with code %s%s, closed by %s, after %.3f s%s",
-            self._id,
+            self.id,
             code,
             reason,
             self._closed_by or "the transport",
@@ -314,7 +314,7 @@ class Observed:
         )
 
     def _extra(self) -> dict[str, Any]:
-        return log_extra(self._id, self._negotiated.url)
+        return log_extra(self.id, self._negotiated.url)
 
 
 def log_opened(log: Logger, ws_id: str, negotiated: Negotiated, took: float) -> None:
