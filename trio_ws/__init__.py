@@ -23,6 +23,9 @@ from ._monitor import WSStatistics as WSStatistics
 from ._options import ConnectOptions as ConnectOptions
 from ._options import WSOptions as WSOptions
 from ._protocol import WSState as WSState
+from ._reconnect import Backoff as Backoff
+from ._reconnect import is_retryable as is_retryable
+from ._reconnect import reconnecting as reconnecting
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT as DEFAULT_WS_CLIENT_TIMEOUT
 from ._types import BasicAuth as BasicAuth
 from ._types import ClientWSTimeout as ClientWSTimeout
@@ -33,6 +36,7 @@ from ._version import __version__ as __version__
 
 __all__ = [
     "DEFAULT_WS_CLIENT_TIMEOUT",
+    "Backoff",
     "BasicAuth",
     "ClientWSTimeout",
     "ClientWebSocket",
@@ -60,7 +64,9 @@ __all__ = [
     "WSTLSError",
     "WSTimeoutError",
     "connect_ws",
+    "is_retryable",
     "open_ws",
+    "reconnecting",
 ]
 
 # Public names say they live in trio_ws (repr, docs, pickling), not in private modules.
