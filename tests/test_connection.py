@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 from typing import Any
 
 import pytest
@@ -756,3 +757,71 @@ async def test_an_idle_connection_keeps_no_old_message_alive(
         finally:
             tracemalloc.stop()
         assert held < 256 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# max_queue, max_queue_bytes, write_limit, send_json_bytes
+
+
+@pytest.mark.parametrize(
+    ("options", "message", "paused_at"),
+    [
+        ({"max_queue": 10}, b"m", 10),
+        ({"max_queue_bytes": 10_000}, b"x" * 1000, 10),
+    ],
+)
+async def test_max_queue_options_pause_the_reader(
+    autojump_clock: trio.testing.MockClock,
+    open_pair: OpenPair,
+    nursery: trio.Nursery,
+    options: dict[str, int],
+    message: bytes,
+    paused_at: int,
+) -> None:
+    """The reader stops at the limit (the server's sends then block) and reads again once
+    the application took half."""
+    async with open_pair(nursery, lockstep=True, **options) as (ws, peer):
+        sent = 0
+
+        async def flood() -> None:
+            nonlocal sent
+            while True:
+                await peer.send(BytesMessage(data=message))
+                sent += 1
+
+        nursery.start_soon(flood)
+        await trio.sleep(10)
+        assert ws.statistics().queue_messages == paused_at
+        assert sent <= paused_at + 2  # then the server's sends block in the stream
+        for _ in range(paused_at // 2 + 1):
+            await ws.receive_bytes()
+        await trio.sleep(10)
+        assert ws.statistics().queue_messages == paused_at  # it read again, up to the limit
+        assert ws.statistics().reader_paused > 0
+
+
+async def test_write_limit_sets_when_a_send_waits(
+    autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    """With write_limit=1 MiB, 100 KB queued is below the mark: the next send returns."""
+    async with open_pair(nursery, lockstep=True, write_limit=1 << 20) as (ws, _peer):
+        await ws.send_bytes(b"x" * 100_000)
+        with trio.move_on_after(1) as scope:
+            await ws.send_bytes(b"goes at once")
+        assert not scope.cancelled_caught
+        assert ws.statistics().outbox_bytes > 100_000
+    async with open_pair(nursery, lockstep=True) as (ws, _peer):  # the default, 64 KiB
+        await ws.send_bytes(b"x" * 100_000)
+        with trio.move_on_after(1) as scope:
+            await ws.send_bytes(b"waits")
+        assert scope.cancelled_caught
+
+
+async def test_send_json_bytes_sends_the_encoded_text(
+    open_pair: OpenPair, nursery: trio.Nursery
+) -> None:
+    async with open_pair(nursery) as (ws, peer):
+        await ws.send_json_bytes({"a": [1, 2]}, dumps=lambda d: json.dumps(d).encode())
+        assert await peer.next_event() == TextMessage('{"a": [1, 2]}')
+        with pytest.raises(trio_ws.WSMessageTypeError, match="dumps\\(\\) must return bytes"):
+            await ws.send_json_bytes({}, dumps=json.dumps)  # type: ignore[arg-type]

@@ -131,6 +131,9 @@ def test_defaults() -> None:
         "max_msg_size": 4 * 1024 * 1024,
         "max_fragments": 100_000,
         "decode_text": True,
+        "max_queue": 1024,
+        "max_queue_bytes": 1024 * 1024,
+        "write_limit": 64 * 1024,
         "logger": None,
     }
 
@@ -247,6 +250,9 @@ AUTH = "auth must be a BasicAuth, a (login, password) tuple of str or None, not"
         ({"auth": "user:pass"}, f"{AUTH} str"),
         ({"auth": ("user",)}, f"{AUTH} tuple"),
         ({"user_agent": 1}, "user_agent must be a str or None, not 1"),
+        ({"max_queue": 0}, "max_queue must be an int >= 1, not 0"),
+        ({"max_queue_bytes": 1.5}, "max_queue_bytes must be an int >= 1, not 1.5"),
+        ({"write_limit": True}, "write_limit must be an int >= 1, not True"),
         (
             {"logger": "trio_ws"},
             "logger must be a logging.Logger, a logging.LoggerAdapter or None, not str",

@@ -26,6 +26,7 @@ stream is closed before the error propagates.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -160,6 +161,12 @@ def _redirect(
     return new
 
 
+@functools.lru_cache(maxsize=32)
+def _queue_limits(messages: int, size: int) -> tuple[int, int]:
+    """One tuple per pair of limits, shared by the connections (idle connections are many)."""
+    return (messages, size)
+
+
 def _new_handshake(options: ConnectOptions, first: Target, target: Target) -> ClientHandshake:
     auth, headers = _credentials(options, first, target)
     return ClientHandshake(
@@ -280,6 +287,8 @@ async def _connect(
         heartbeat=options.heartbeat,
         log=log,
         serial=serial,
+        queue_limits=_queue_limits(options.max_queue, options.max_queue_bytes),
+        write_limit=options.write_limit,
     )
     log_opened(log, ws_id, negotiated, negotiated.opened_at - started)
     ws._start(result.trailing_data)

@@ -58,12 +58,12 @@ from ._errors import (
 from ._framing import check_close_code, close_reason, compress_flag, control_payload
 from ._handshake import Negotiated
 from ._heartbeat import Heartbeat
-from ._inbox import Inbox
+from ._inbox import HIGH_BYTES, HIGH_MESSAGES, Inbox
 from ._observed import Logger, Observed
 from ._protocol import ClientProtocol
 from ._transport import close_now, receive_into, socket_of
 from ._types import ClientWSTimeout, WSCloseCode, WSMessage, WSMsgType
-from ._writer import Writer
+from ._writer import HIGH_WATER, Writer
 
 __all__ = ["GOING_AWAY_GRACE", "ClientWebSocket"]
 
@@ -125,6 +125,8 @@ class ClientWebSocket(Observed):
         heartbeat: float | None,
         log: Logger,
         serial: int,
+        queue_limits: tuple[int, int] = (HIGH_MESSAGES, HIGH_BYTES),
+        write_limit: int = HIGH_WATER,
     ) -> None:
         self._stream = stream
         self._log = log
@@ -138,8 +140,8 @@ class ClientWebSocket(Observed):
         self._nursery = nursery
         self._negotiated = negotiated
         self._timeout = timeout
-        self._inbox = Inbox(self)
-        self._writer = Writer(stream, core, nursery, self)
+        self._inbox = Inbox(self, queue_limits)
+        self._writer = Writer(stream, core, nursery, self, write_limit)
         self._reader_scope = trio.CancelScope()
         self._heartbeat = (
             Heartbeat(heartbeat, self._inbox, self._ping, self._fail)
@@ -294,6 +296,27 @@ class ClientWebSocket(Observed):
     ) -> None:
         """Send ``dumps(data)`` as a TEXT message. See :meth:`send_str`."""
         await self.send_str(dumps(data), compress)
+
+    async def send_json_bytes(
+        self,
+        data: Any,
+        compress: int | None = None,
+        *,
+        dumps: Callable[[Any], bytes | bytearray | memoryview],
+    ) -> None:
+        """Send ``dumps(data)``, UTF-8 bytes (orjson's ``dumps`` gives them), as a TEXT
+        message without decoding and re-encoding it. See :meth:`send_str`.
+
+        ``dumps`` must return UTF-8, as JSON encoders do: the payload is not checked.
+        """
+        payload = dumps(data)
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise WSMessageTypeError(f"dumps() must return bytes, not {type(payload).__name__}")
+        await self._writer.send(
+            self._core.send_text_encoded, payload, compress is None or compress_flag(compress)
+        )
+        if self._debug:
+            self._log_trace()
 
     async def send_frame(
         self, message: bytes, opcode: WSMsgType | int, compress: int | None = None

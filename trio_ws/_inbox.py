@@ -8,7 +8,8 @@ completed, as a *batch*. The application is the only consumer: :meth:`Inbox.get`
 ``ClientWebSocket.receive``) takes them, one task at a time.
 
 * **Bounded.** The queue counts messages and payload bytes. While it holds
-  :data:`HIGH_MESSAGES` messages or :data:`HIGH_BYTES` bytes, :attr:`Inbox.full` is true and the
+  :data:`HIGH_MESSAGES` messages or :data:`HIGH_BYTES` bytes (the defaults of the ``max_queue``
+  and ``max_queue_bytes`` options), :attr:`Inbox.full` is true and the
   reader waits in :meth:`Inbox.wait_for_space` instead of reading, so TCP pushes back on the
   server. It resumes once the queue is below half of both marks. While the reader waits the
   inbox is :attr:`~Inbox.paused`: the heartbeat does not count that time against the server,
@@ -43,14 +44,21 @@ from typing import Final, Protocol, final
 import trio
 
 from ._errors import WSTimeoutError
-from ._types import WS_CLOSED_MESSAGE, WS_CLOSING_MESSAGE, WSMessage, WSMsgType
+from ._types import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    WS_CLOSED_MESSAGE,
+    WS_CLOSING_MESSAGE,
+    WSMessage,
+    WSMsgType,
+)
 
 __all__ = ["HIGH_BYTES", "HIGH_MESSAGES", "Inbox", "InboxOwner"]
 
-#: The reader pauses while the queue holds this many messages...
-HIGH_MESSAGES: Final = 1024
+#: The reader pauses while the queue holds this many messages (by default)...
+HIGH_MESSAGES: Final = DEFAULT_MAX_QUEUE
 #: ...or this many payload bytes, and resumes below half of both.
-HIGH_BYTES: Final = 1024 * 1024
+HIGH_BYTES: Final = DEFAULT_MAX_QUEUE_BYTES
 
 _DATA_TYPES: Final = (WSMsgType.TEXT, WSMsgType.BINARY)
 
@@ -76,6 +84,7 @@ class Inbox:
         "_bytes",
         "_discarded",
         "_finished",
+        "_limits",
         "_owner",
         "_queue",
         "_receiving",
@@ -87,8 +96,15 @@ class Inbox:
         "payload_in",
     )
 
-    def __init__(self, owner: InboxOwner) -> None:
+    def __init__(
+        self,
+        owner: InboxOwner,
+        limits: tuple[int, int] = (HIGH_MESSAGES, HIGH_BYTES),
+    ) -> None:
         self._owner = owner
+        # (messages, bytes) at which the reader pauses; it resumes below half of both. One
+        # tuple shared by every connection with the same limits.
+        self._limits = limits
         # A deque only while messages wait: an empty one costs 760 bytes per idle connection.
         self._queue: deque[WSMessage] | tuple[()] = ()
         self._bytes = 0
@@ -116,9 +132,8 @@ class Inbox:
     @property
     def full(self) -> bool:
         """The reader should stop reading until :meth:`wait_for_space` returns."""
-        return (
-            len(self._queue) >= HIGH_MESSAGES or self._bytes >= HIGH_BYTES
-        ) and not self._discarded
+        messages, size = self._limits
+        return (len(self._queue) >= messages or self._bytes >= size) and not self._discarded
 
     @property
     def queued_messages(self) -> int:
@@ -283,8 +298,8 @@ class Inbox:
             self._owner._error_taken()
         if (
             self._space is not None
-            and len(self._queue) < HIGH_MESSAGES // 2
-            and self._bytes < HIGH_BYTES // 2
+            and len(self._queue) < self._limits[0] // 2
+            and self._bytes < self._limits[1] // 2
         ):
             self._resume()
         return msg

@@ -48,7 +48,14 @@ from ._errors import InvalidArgument
 from ._handshake import USER_AGENT, Headers
 from ._protocol import DEFAULT_MAX_FRAGMENTS
 from ._proxy import parse_proxy
-from ._types import DEFAULT_WS_CLIENT_TIMEOUT, BasicAuth, ClientWSTimeout
+from ._types import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_WRITE_LIMIT,
+    DEFAULT_WS_CLIENT_TIMEOUT,
+    BasicAuth,
+    ClientWSTimeout,
+)
 from ._url import Params
 
 __all__ = ["ConnectOptions", "WSOptions", "make_options"]
@@ -87,6 +94,11 @@ def _limit(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
 def _redirects(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvalidArgument(f"max_redirects must be an int >= 0 (0 = none), not {value!r}")
+
+
+def _at_least_one(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidArgument(f"{attribute.name} must be an int >= 1, not {value!r}")
 
 
 def _flag(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
@@ -299,6 +311,11 @@ class ConnectOptions:
         max_fragments: the most frames one message may have (control frames between them are
             not counted); 0 = no limit. More fail the connection with close code 1009.
         decode_text: deliver ``TEXT`` messages as ``str`` (else ``bytes``).
+        max_queue: received messages the application has not taken yet at which the reader
+            stops reading (TCP then pushes back on the server); it reads again below half.
+        max_queue_bytes: the same bound in payload bytes (whichever is reached first).
+        write_limit: bytes queued and not yet written at which a send waits (backpressure);
+            below it a send returns as soon as its message is queued.
         logger: where the connection's log records go (a ``logging.Logger`` or
             ``LoggerAdapter``); ``None`` uses ``logging.getLogger("trio_ws.client")``. See
             :doc:`logging`.
@@ -331,6 +348,9 @@ class ConnectOptions:
     max_msg_size: int = attrs.field(default=4 * 1024 * 1024, validator=_limit)
     max_fragments: int = attrs.field(default=DEFAULT_MAX_FRAGMENTS, validator=_limit)
     decode_text: bool = attrs.field(default=True, validator=_flag)
+    max_queue: int = attrs.field(default=DEFAULT_MAX_QUEUE, validator=_at_least_one)
+    max_queue_bytes: int = attrs.field(default=DEFAULT_MAX_QUEUE_BYTES, validator=_at_least_one)
+    write_limit: int = attrs.field(default=DEFAULT_WRITE_LIMIT, validator=_at_least_one)
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = attrs.field(
         default=None, validator=_check_logger
     )
@@ -376,6 +396,9 @@ class WSOptions(TypedDict, total=False):
     max_msg_size: int
     max_fragments: int
     decode_text: bool
+    max_queue: int
+    max_queue_bytes: int
+    write_limit: int
     logger: logging.Logger | logging.LoggerAdapter[Any] | None
 
 

@@ -572,6 +572,13 @@ class ClientProtocol:
             raise InvalidArgument(f"a text that cannot be encoded as UTF-8: {exc}") from exc
         self.outbox.message(TEXT, payload, compress)
 
+    def send_text_encoded(
+        self, payload: bytes | bytearray | memoryview, compress: bool = True
+    ) -> None:
+        """Queue a TEXT message whose payload the caller encoded (as UTF-8; not checked)."""
+        self._check_open()
+        self.outbox.message(TEXT, payload, compress)
+
     def send_bytes(self, data: bytes | bytearray | memoryview, compress: bool = True) -> None:
         """Queue a BINARY message (``compress`` as for :meth:`send_text`)."""
         self._check_open()

@@ -13,6 +13,9 @@ import attrs
 from ._errors import InvalidArgument, WSDecodeError
 
 __all__ = [
+    "DEFAULT_MAX_QUEUE",
+    "DEFAULT_MAX_QUEUE_BYTES",
+    "DEFAULT_WRITE_LIMIT",
     "DEFAULT_WS_CLIENT_TIMEOUT",
     "BasicAuth",
     "ClientWSTimeout",
@@ -20,6 +23,13 @@ __all__ = [
     "WSMessage",
     "WSMsgType",
 ]
+
+
+#: Defaults of the ``max_queue``, ``max_queue_bytes`` and ``write_limit`` options (the inbox
+#: and the writer use them; the options module may not import those, which import trio).
+DEFAULT_MAX_QUEUE: Final = 1024
+DEFAULT_MAX_QUEUE_BYTES: Final = 1024 * 1024
+DEFAULT_WRITE_LIMIT: Final = 64 * 1024
 
 
 class WSMsgType(enum.IntEnum):

@@ -8,7 +8,8 @@ Every frame, from any task, is produced synchronously into the core's outbox
 decides how the outbox reaches the transport, with three guarantees:
 
 1. **A send never waits for the socket below the high-water mark.** :meth:`Writer.send`
-   produces its message and returns. It waits only while :data:`HIGH_WATER` bytes are
+   produces its message and returns. It waits only while :data:`HIGH_WATER` bytes (the default
+   of the ``write_limit`` option) are
    queued and not yet written (backpressure), in FIFO order on the **writer lock**, *before*
    producing. So a send cancelled while waiting queued nothing, and a send that returned
    queued its whole message: a cancelled send never cuts a frame and never breaks the
@@ -50,11 +51,13 @@ import trio
 from ._errors import WSConnectionError
 from ._protocol import ClientProtocol
 from ._transport import socket_of
+from ._types import DEFAULT_WRITE_LIMIT
 
 __all__ = ["HIGH_WATER", "SEND_BATCH", "Writer", "WriterOwner"]
 
-#: Senders wait (in FIFO order) while this many bytes are queued and not yet written.
-HIGH_WATER: Final = 64 * 1024
+#: Senders wait (in FIFO order) while this many bytes are queued and not yet written (by
+#: default).
+HIGH_WATER: Final = DEFAULT_WRITE_LIMIT
 #: A send yields to the scheduler once this many units were sent since the last yield: one
 #: unit per message, and one more per 4 KiB (``_UNIT_SHIFT``) of it.
 SEND_BATCH: Final = 64
@@ -83,6 +86,7 @@ class Writer:
         core: the protocol core whose outbox is written.
         nursery: where flush tasks run (the connection's).
         owner: told when a write fails.
+        high_water: senders wait while this many bytes are unwritten (``write_limit``).
     """
 
     # Slots: thousands of idle connections are a use case.
@@ -94,6 +98,7 @@ class Writer:
         "_direct_ok",
         "_drained",
         "_flushing",
+        "_high_water",
         "_lock",
         "_nursery",
         "_owner",
@@ -113,11 +118,13 @@ class Writer:
         core: ClientProtocol,
         nursery: trio.Nursery,
         owner: WriterOwner,
+        high_water: int = HIGH_WATER,
     ) -> None:
         self._stream = stream
         self._core = core
         self._nursery = nursery
         self._owner = owner
+        self._high_water = high_water  # the write_limit option
         self._sock = socket_of(stream) if _CAN_WRITE_DIRECTLY else None
         self._lock: trio.Lock | None = None  # made on first contention: idle connections are many
         # Bytes taken from the outbox and not written yet (always before the outbox's).
@@ -163,7 +170,7 @@ class Writer:
         lock = self._lock
         core = self._core
         if (lock is not None and lock.locked()) or (
-            self.backlog >= HIGH_WATER and not self._relieve()
+            self.backlog >= self._high_water and not self._relieve()
         ):
             self._sends += 1 + (await self._send_in_turn(produce, args) >> _UNIT_SHIFT)
         else:
@@ -183,7 +190,7 @@ class Writer:
         if lock is None:
             lock = self._lock = trio.Lock()
         async with lock:
-            while self.backlog >= HIGH_WATER and not self._closed:
+            while self.backlog >= self._high_water and not self._closed:
                 await self._wait_drained()
             before = self._core.outbox.size
             produce(*args)
@@ -202,7 +209,7 @@ class Writer:
         """
         if self._closed or not self._core.outbox.size:
             return
-        if (self._direct_ok or self.backlog >= HIGH_WATER) and self._write_directly():
+        if (self._direct_ok or self.backlog >= self._high_water) and self._write_directly():
             return
         if not self._flushing:
             self._flushing = True
@@ -212,7 +219,7 @@ class Writer:
         """At the high-water mark: write directly what the kernel takes. Returns ``True`` if
         the backlog is below the mark afterwards."""
         self._write_directly()
-        return self.backlog < HIGH_WATER
+        return self.backlog < self._high_water
 
     def _write_directly(self) -> bool:
         """Write the outbox to the socket now, if there is a socket and nothing is in flight
