@@ -185,7 +185,7 @@ def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
     a.send_text("small")
     a.send_text("also small")
     size = a.outbox.size
-    pieces = a.take_outbox()
+    pieces = a.outbox.take_pieces()
     assert [len(p) >= 65536 for p in pieces] == [False, True, False]
     assert sum(map(len, pieces)) == size
     server = Connection(ConnectionType.SERVER)
@@ -196,10 +196,10 @@ def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
         TextMessage(data="small"),
         TextMessage(data="also small"),
     ]
-    assert a.take_outbox() == []
+    assert a.outbox.take_pieces() == []
     assert a.outbox.size == 0
     a.send_text("one")
-    assert len(a.take_outbox()) == 1
+    assert len(a.outbox.take_pieces()) == 1
 
 
 def test_take_outbox_ends_with_a_big_payload() -> None:
@@ -207,7 +207,7 @@ def test_take_outbox_ends_with_a_big_payload() -> None:
     client = ClientProtocol(mask_source=fixed_masks(MASKS[0], MASKS[1]))
     client.send_ping(b"p")
     client.send_bytes(b"x" * 70_000)
-    pieces = client.take_outbox()
+    pieces = client.outbox.take_pieces()
     assert [len(p) for p in pieces] == [7 + 14, 70_000]
     assert pieces[1] == reference_mask(b"x" * 70_000, MASKS[1])
 

@@ -118,3 +118,23 @@ def test_a_big_payload_last_leaves_no_empty_run() -> None:
     box = Outbox(zero_mask)
     box.message(BINARY, big)
     assert box.take_pieces() == [b"\x82\xff" + JOIN_LIMIT.to_bytes(8, "big") + ZERO_MASK, big]
+
+
+def test_fragments_and_their_trace() -> None:
+    """A message in pieces: TEXT/BINARY then CONTINUATION, FIN on the last, RSV1 on the first
+    when compressed as one message; each frame traced while tracing is on."""
+    outbox = Outbox(lambda n: ZERO_MASK, ClientDeflate())
+    outbox.trace = []
+    outbox.fragment(TEXT, b"ab", True, first=True, last=False)
+    outbox.fragment(TEXT, b"cd", True, first=False, last=True)
+    data = outbox.take()
+    assert [t[:4] for t in outbox.trace] == [(">", TEXT, False, True), (">", 0, True, False)]
+    assert (data[0], outbox.messages, outbox.other_frames) == (0x40 | TEXT, 1, 1)
+    second = 2 + 4 + outbox.trace[0][4]
+    assert data[second] == 0x80  # FIN, CONTINUATION, no RSV1
+    decompressor = zlib.decompressobj(wbits=-15)
+    payloads = [data[6:second], data[second + 6 :]]
+    assert decompressor.decompress(b"".join(payloads) + b"\x00\x00\xff\xff") == b"abcd"
+    plain = Outbox(lambda n: ZERO_MASK)
+    plain.fragment(BINARY, b"x", True, first=True, last=False)
+    assert plain.take()[:2] == bytes([BINARY, 0x80 | 1])

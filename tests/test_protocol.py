@@ -1450,3 +1450,12 @@ def test_text_that_cannot_be_encoded_is_an_invalid_argument() -> None:
     with pytest.raises(InvalidArgument, match="UTF-8"):
         client.send_close(1000, "\udcff")
     assert (client.state, client.outbox.size) == (WSState.OPEN, 0)
+
+
+@pytest.mark.parametrize("cut", [1, 3, 5, 9])
+def test_a_long_header_split_across_reads(cut: int) -> None:
+    """A 64-bit length header (10 bytes) cut anywhere waits for the rest."""
+    client, _ = pair()
+    wire = frame(BINARY, b"z" * 70_000)
+    assert client.receive_data(wire[:cut]) == []
+    assert client.receive_data(wire[cut:]) == [binary(b"z" * 70_000)]

@@ -55,12 +55,13 @@ from ._errors import (
     WSMessageTypeError,
     WSTimeoutError,
 )
-from ._framing import check_close_code, close_reason, compress_flag, control_payload
+from ._framing import TEXT, check_close_code, close_reason, compress_flag, control_payload
 from ._handshake import Negotiated
 from ._heartbeat import Heartbeat
 from ._inbox import HIGH_BYTES, HIGH_MESSAGES, Inbox
 from ._observed import Logger, Observed
 from ._protocol import ClientProtocol
+from ._streaming import Streaming
 from ._transport import close_now, receive_into, socket_of
 from ._types import ClientWSTimeout, WSCloseCode, WSMessage, WSMsgType
 from ._writer import HIGH_WATER, Writer
@@ -87,7 +88,7 @@ _CLOSE: Final = WSMsgType.CLOSE
 
 
 @final
-class ClientWebSocket(Observed):
+class ClientWebSocket(Observed, Streaming):
     """A client WebSocket connection, with the API of aiohttp's ``ClientWebSocketResponse``.
 
     Get one from :func:`open_ws` or :func:`connect_ws`; do not instantiate it yourself.
@@ -313,7 +314,7 @@ class ClientWebSocket(Observed):
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise WSMessageTypeError(f"dumps() must return bytes, not {type(payload).__name__}")
         await self._writer.send(
-            self._core.send_text_encoded, payload, compress is None or compress_flag(compress)
+            self._core.send_fragment, TEXT, payload, compress is None or compress_flag(compress)
         )
         if self._debug:
             self._log_trace()

@@ -227,14 +227,19 @@ class ClientDeflate:
     # ----------------------------------------------------------------------------------------
     # outbound
 
-    def compress(self, data: bytes | bytearray | memoryview) -> bytes:
-        """The compressed payload of one whole message (RFC 7692 §7.2.1)."""
+    def compress(self, data: bytes | bytearray | memoryview, last: bool = True) -> bytes:
+        """The compressed payload of one whole message (RFC 7692 §7.2.1), or of one fragment
+        of a message sent in pieces (``last``: its final one)."""
         compressor = self._compressor
         if compressor is None:
             compressor = zlib.compressobj(
                 zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.client_max_window_bits
             )
-        # Flush, then drop the 0x00 0x00 0xff 0xff a sync flush ends with.
+        # Flush, then drop the 0x00 0x00 0xff 0xff a sync flush ends with (at the message's
+        # end only: a fragment keeps it, a valid empty block the receiver inflates).
         out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        if not last:
+            self._compressor = compressor
+            return out
         self._compressor = None if self.client_no_context_takeover else compressor
         return out[: -len(_DEFLATE_TAIL)]

@@ -316,8 +316,10 @@ def build_frame(
     payload: bytes | bytearray | memoryview,
     rsv1: bool = False,
     mask_source: MaskSource = os.urandom,
+    fin: bool = True,
 ) -> int:
-    """Append one final, masked frame with ``opcode`` and ``payload`` to ``out``.
+    """Append one masked frame with ``opcode`` and ``payload`` to ``out`` (``fin``: the last
+    frame of its message, as every frame is but a fragmented message's).
 
     RFC 6455 §5.3: the key is "derived from a strong source of entropy", fresh for every
     frame; ``mask_source(4)`` gives it, one call per frame (``os.urandom``, a CSPRNG, unless
@@ -327,7 +329,7 @@ def build_frame(
         The number of bytes appended.
     """
     n = len(payload)
-    first = _FIN | opcode | (0x40 if rsv1 else 0)
+    first = (_FIN if fin else 0) | opcode | (0x40 if rsv1 else 0)
     if n < 126:
         header = _TWO.pack(first, _MASKED | n)
     elif n < 0x10000:

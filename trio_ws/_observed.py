@@ -156,7 +156,7 @@ class Observed:
             wire_bytes_in=core.bytes_in,
             wire_bytes_out=self._writer.written,
             frames_in=core.frames_in,
-            frames_out=outbox.messages + outbox.controls,
+            frames_out=outbox.messages + outbox.other_frames,
             pings_sent=pings.sent if pings is not None else 0,
             pongs_received=pings.pongs if pings is not None else 0,
             queue_messages=inbox.queued_messages,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Final, final
 
 from ._deflate import ClientDeflate
-from ._framing import CLOSE, NO_STATUS, PREVIEW, MaskSource, Trace, build_frame
+from ._framing import CLOSE, CONTINUATION, NO_STATUS, PREVIEW, MaskSource, Trace, build_frame
 
 __all__ = ["JOIN_LIMIT", "NO_STATUS", "Outbox"]
 
@@ -48,8 +48,8 @@ class Outbox:
     __slots__ = (
         "_deflate",
         "_mask_source",
-        "controls",
         "messages",
+        "other_frames",
         "payload_bytes",
         "pieces",
         "size",
@@ -63,10 +63,10 @@ class Outbox:
         self.pieces: list[bytes] = []
         #: The number of bytes in :attr:`pieces`.
         self.size = 0
-        #: Data messages and control frames queued so far, and the data messages' payload
-        #: bytes (before compression).
+        #: Data messages queued so far, the other frames (control frames, and the fragments
+        #: after a message's first), and the data messages' payload bytes (uncompressed).
         self.messages = 0
-        self.controls = 0
+        self.other_frames = 0
         self.payload_bytes = 0
         #: While a list: each frame queued, as a :data:`~trio_ws._framing.Trace` (the I/O
         #: layer logs them at DEBUG).
@@ -90,9 +90,40 @@ class Outbox:
         else:
             self.size += build_frame(self.pieces, opcode, payload, False, self._mask_source)
 
+    def fragment(
+        self,
+        opcode: int,
+        payload: bytes | bytearray | memoryview,
+        compress: bool,
+        *,
+        first: bool,
+        last: bool,
+    ) -> None:
+        """Queue one frame of a message sent in pieces: ``opcode`` (TEXT or BINARY) on the
+        first, CONTINUATION after, FIN on the last; compressed as one message (RSV1 on the
+        first) when ``compress`` and permessage-deflate was negotiated."""
+        if first:
+            self.messages += 1
+        else:
+            self.other_frames += 1
+        self.payload_bytes += len(payload)
+        deflate = self._deflate
+        compressed = compress and deflate is not None
+        if deflate is not None and compressed:
+            payload = deflate.compress(payload, last)
+        frame_opcode = opcode if first else CONTINUATION
+        if self.trace is not None:
+            flag = compressed and first
+            self.trace.append(
+                (">", frame_opcode, last, flag, len(payload), bytes(payload[:PREVIEW]))
+            )
+        self.size += build_frame(
+            self.pieces, frame_opcode, payload, compressed and first, self._mask_source, last
+        )
+
     def control(self, opcode: int, payload: bytes) -> None:
         """Queue a control frame (PING or PONG); the caller checked its size."""
-        self.controls += 1
+        self.other_frames += 1
         if self.trace is not None:
             self.trace.append((">", opcode, True, False, len(payload), payload))
         self.size += build_frame(self.pieces, opcode, payload, False, self._mask_source)
@@ -100,7 +131,7 @@ class Outbox:
     def close(self, code: int, reason: str = "") -> None:
         """Queue a close frame: the code in 2 bytes, then the reason in UTF-8 (RFC 6455
         §5.5.1); :data:`NO_STATUS` gives an empty close frame."""
-        self.controls += 1
+        self.other_frames += 1
         payload = b"" if code == NO_STATUS else code.to_bytes(2, "big")
         if self.trace is not None:
             self.trace.append((">", CLOSE, True, False, len(payload), payload))

@@ -26,7 +26,7 @@ the ``send_*`` methods that check it before they feed the outbox.
 
 It never does I/O and never imports trio. The I/O layer feeds it what it reads
 (:meth:`receive_data`, :meth:`receive_eof`), gets finished :class:`WSMessage` objects back, and
-writes :meth:`data_to_send` (or :meth:`take_outbox`) to the transport. Every frame, from any
+writes :meth:`data_to_send` (or ``outbox.take_pieces()``) to the transport. Every frame, from any
 method, goes into the one :class:`~trio_ws._outbox.Outbox` in the order the methods were
 called, so the wire order is the call order.
 
@@ -255,8 +255,8 @@ class ClientProtocol:
         return state is not _OPEN and state is not WSState.CLOSE_RECEIVED
 
     def closed_error(self) -> WSClosedError:
-        """The :class:`WSClosedError` for a send that may not happen now, naming the close
-        code and reason, with the failure (if any) as its cause."""
+        """The :class:`WSClosedError` for a send that may not happen now (with the failure, if
+        any, as its cause)."""
         code, reason = self.close_code, self.close_reason
         if code is None:
             text = "the WebSocket connection is closing"
@@ -288,11 +288,6 @@ class ClientProtocol:
     def data_to_send(self) -> bytes:
         """Take everything in the outbox, oldest first."""
         return self.outbox.take()
-
-    def take_outbox(self) -> list[bytes]:
-        """Take everything in the outbox as pieces to write in order, oldest first: small
-        pieces joined, a big payload (64 KiB or more) on its own, not copied."""
-        return self.outbox.take_pieces()
 
     # ----------------------------------------------------------------------------------------
     # input
@@ -572,12 +567,17 @@ class ClientProtocol:
             raise InvalidArgument(f"a text that cannot be encoded as UTF-8: {exc}") from exc
         self.outbox.message(TEXT, payload, compress)
 
-    def send_text_encoded(
-        self, payload: bytes | bytearray | memoryview, compress: bool = True
+    def send_fragment(
+        self,
+        opcode: int,
+        payload: bytes | bytearray | memoryview,
+        compress: bool = True,
+        first: bool = True,
+        last: bool = True,
     ) -> None:
-        """Queue a TEXT message whose payload the caller encoded (as UTF-8; not checked)."""
+        """Queue a message or one of its fragments; a TEXT payload is not checked."""
         self._check_open()
-        self.outbox.message(TEXT, payload, compress)
+        self.outbox.fragment(opcode, payload, compress, first=first, last=last)
 
     def send_bytes(self, data: bytes | bytearray | memoryview, compress: bool = True) -> None:
         """Queue a BINARY message (``compress`` as for :meth:`send_text`)."""

@@ -41,9 +41,10 @@ and big messages let the reader run as often as they would if each waited for th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, Protocol, cast, final
 
 import trio
@@ -196,6 +197,25 @@ class Writer:
             produce(*args)
             return self._core.outbox.size - before
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the writer lock for a message sent in pieces: other senders wait (in FIFO
+        order) until the block ends. Inside, produce with :meth:`send_held`."""
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = trio.Lock()
+        async with lock:
+            yield
+
+    async def send_held(self, produce: Callable[..., None], *args: Any) -> None:
+        """:meth:`send` for the holder of :meth:`exclusive`: it waits only while the backlog
+        is at the high-water mark. Cancelled while waiting, it produced nothing."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self.backlog >= self._high_water and not self._closed and not self._relieve():
+            await self._wait_drained()
+        produce(*args)
+        self.flush()
+
     def next_round(self) -> None:
         """Other tasks ran since the last direct write: the next write may be direct again."""
         self._direct_ok = True
@@ -336,7 +356,7 @@ class Writer:
     def _take(self) -> None:
         self._pending_size = self._core.outbox.size
         # A fresh list: ours to change (a written part of a piece is replaced by a view).
-        self._pending = cast("list[bytes | memoryview]", self._core.take_outbox())
+        self._pending = cast("list[bytes | memoryview]", self._core.outbox.take_pieces())
 
     def _write_some(self) -> None:
         """Write as much of ``_pending`` as the socket takes now, without waiting.
