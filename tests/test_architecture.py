@@ -34,7 +34,7 @@ SANS_IO = [
 #: The public module of the test servers, ``trio_ws.testing``.
 TEST_SERVERS = "testing"
 #: Its private parts, loaded by it alone.
-TEST_SERVER_PARTS = ["_testserver_connection"]
+TEST_SERVER_PARTS = ["_testmemory", "_testserver_connection"]
 #: The only modules that may use wsproto: the test servers and their parts.
 WSPROTO_USERS = frozenset({TEST_SERVERS, *TEST_SERVER_PARTS})
 #: The biggest a module may grow before it is split along a seam (DESIGN.md §2).

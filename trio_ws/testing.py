@@ -11,6 +11,10 @@ loopback interface, with no network and no third-party server::
             assert (await ws.receive()).data == "hi"
         assert server.connections[0].received[0].data == "hi"
 
+For tests that need no socket at all — and run heartbeats and timeouts in virtual time under
+``MockClock(autojump_threshold=0)`` — :func:`open_memory_pair` connects a real client to a
+:class:`ScriptedServer` in memory (``trio_ws._testmemory`` has its docstring).
+
 Theory of operation
 -------------------
 
@@ -61,6 +65,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.utilities import RemoteProtocolError
 
 from . import _testserver_connection
+from ._testmemory import ScriptedServer, open_memory_pair
 from ._testserver_connection import (
     RECEIVE_SIZE,
     Handler,
@@ -74,9 +79,11 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
     "HandshakeRequest",
+    "ScriptedServer",
     "ServerConnection",
     "TestServer",
     "echo_handler",
+    "open_memory_pair",
     "open_test_server",
 ]
 
@@ -392,3 +399,7 @@ for _name in __all__:
     if isinstance(_obj, type) or callable(_obj):
         _obj.__module__ = __name__
 del _name, _obj
+
+
+# The in-memory pair is documented (and pickled, and shown in reprs) as part of this module.
+ScriptedServer.__module__ = open_memory_pair.__module__ = __name__
