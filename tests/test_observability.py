@@ -8,6 +8,7 @@ in-memory peer, so the values are exact; logging runs against real loopback serv
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -436,3 +437,22 @@ async def test_logging_switched_on_while_connected(
     lines = messages(caplog)
     assert f"[{ws.id}] < TEXT fin 5 bytes b'after'" in lines
     assert not any("before" in line for line in lines)
+
+
+async def test_silent_until_logging_is_configured() -> None:
+    """Without any logging configuration, a refused connection prints nothing on stderr (no
+    "last resort" output): only the exception the application catches."""
+    code = (
+        "import trio, trio_ws\n"
+        "async def main():\n"
+        "    try:\n"
+        "        async with trio_ws.open_ws('ws://127.0.0.1:1/'): pass\n"
+        "    except trio_ws.WSConnectionError:\n"
+        "        print('caught')\n"
+        "trio.run(main)\n"
+    )
+    result = await trio.run_process(
+        [sys.executable, "-c", code], capture_stdout=True, capture_stderr=True
+    )
+    assert result.stdout == b"caught\n"
+    assert result.stderr == b""

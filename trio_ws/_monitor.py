@@ -55,6 +55,10 @@ __all__ = [
 
 #: The logger of every connection that has no ``logger=`` of its own.
 LOGGER: Final = logging.getLogger("trio_ws.client")
+# A library's loggers stay silent until the application configures logging: without a handler
+# anywhere, Python would print WARNING records on stderr ("last resort"), e.g. one for every
+# abnormal close (the logging HOWTO's advice for libraries).
+logging.getLogger("trio_ws").addHandler(logging.NullHandler())
 #: Our pings that may wait for a pong at once; more drop the oldest.
 MAX_PENDING: Final = 32
 #: Header values no log record shows.
