@@ -363,14 +363,15 @@ async def open_ws(
                 print(msg.type, msg.data)
 
     Args:
-        url: ``ws://`` or ``wss://`` URL (``http``/``https`` are accepted as aliases);
-            ``user:pass@`` gives Basic credentials.
+        url: ``ws://`` or ``wss://`` URL (``http``/``https`` are accepted as aliases;
+            ``ws+unix://`` and ``wss+unix://`` name a Unix socket); ``user:pass@`` gives Basic
+            credentials.
         stream: an already-open ``trio.abc.Stream`` to run the connection over instead of
             opening TCP/TLS (the URL still gives ``Host`` and the resource); trio_ws closes it.
         **options: the options, each described with its default under :class:`ConnectOptions`
             (``protocols``, ``headers``, ``ssl``, ``timeout``, ``connect_timeout``,
-            ``heartbeat``, ``compress``, ``max_msg_size``...) and typed by
-            :class:`WSOptions`. All are checked before any I/O.
+            ``heartbeat``, ``compress``, ``max_msg_size``, ``proxy``, ``max_redirects``,
+            ``logger``...) and typed by :class:`WSOptions`. All are checked before any I/O.
 
     Yields:
         The open :class:`ClientWebSocket`.
@@ -381,8 +382,12 @@ async def open_ws(
         TypeError: an unknown option name (raised before any I/O).
         WSConnectionError: DNS failure, refused or unreachable host (also ``OSError``).
         WSTLSError: the TLS handshake failed.
-        ConnectTimeoutError: the connect phase exceeded ``connect_timeout``.
-        WSServerHandshakeError: the server refused or botched the upgrade.
+        WSProxyError: the proxy could not be reached, refused the tunnel or broke its
+            protocol (:exc:`ProxyTimeoutError` if it did not answer in time).
+        ConnectTimeoutError: the connect phase (redirects included) exceeded
+            ``connect_timeout``.
+        WSServerHandshakeError: the server refused or botched the upgrade
+            (:exc:`WSRedirectError` for a redirect that may not be followed).
 
     An exception raised in the block propagates unchanged (never as an ``ExceptionGroup``) after
     a close frame with code 1011 was sent; cancellation sends 1001 and stays cancellation.
