@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +31,129 @@ extensions = [
 # _generated/ holds fragments that other pages include (benchmarks.rst), not pages of its own.
 exclude_patterns = ["_build", "_generated"]
 default_role = "py:obj"
-nitpicky = False
+nitpicky = True
+# Every page is about trio_ws: names such as ``ClientWebSocket`` resolve there by default (a page
+# may still set another ``currentmodule``).
+rst_prolog = ".. currentmodule:: trio_ws\n"
 
 autodoc_member_order = "bysource"
 
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-# Fetching inventories needs the network, and a failed fetch is a warning that `-W` turns into
-# an error. Links to the Python and Trio docs are therefore opt-in: TRIO_WS_DOCS_INTERSPHINX=1.
-if os.environ.get("TRIO_WS_DOCS_INTERSPHINX"):
-    intersphinx_mapping = {
-        "python": ("https://docs.python.org/3", None),
-        "trio": ("https://trio.readthedocs.io/en/stable/", None),
-    }
+html_theme = "furo"
+html_title = f"trio_ws {release}"
 
-html_theme = "alabaster"
-html_theme_options = {
-    "description": "A Trio-native WebSocket client",
-    "fixed_sidebar": True,
+# Links to the Python and Trio docs. Fetching their inventories needs the network, and a failed
+# fetch is a warning that `-W` turns into an error, so by default the build writes small
+# inventories of its own (LINKED below, into the doctree directory, never committed) and points
+# intersphinx at them, with the real base URLs: the links are the real ones, and the build is
+# offline and deterministic. TRIO_WS_DOCS_INTERSPHINX=1 fetches the real inventories instead
+# (a check that LINKED still points at the right pages).
+PYTHON_DOCS = "https://docs.python.org/3/"
+TRIO_DOCS = "https://trio.readthedocs.io/en/stable/"
+ONLINE_INVENTORIES = bool(os.environ.get("TRIO_WS_DOCS_INTERSPHINX"))
+
+
+def _on(page: str, kind: str, *names: str) -> dict[str, tuple[str, str]]:
+    """``names``, objects of type ``kind`` documented on ``page`` (each at its own anchor)."""
+    return dict.fromkeys(names, (kind, f"{page}#$"))
+
+
+#: The names the docs link to in each project: name -> (object type, page#anchor), in the
+#: format of Sphinx's objects.inv ("$" at the end stands for the name). A reference to a Python
+#: or Trio name that is missing here is an unresolved reference, so `-n` names it.
+LINKED: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
+    "python": (
+        PYTHON_DOCS,
+        {
+            "logging": ("py:module", "library/logging.html#module-$"),
+            "ssl": ("py:module", "library/ssl.html#module-$"),
+            **_on("library/functions.html", "py:class", "int", "float", "bool"),
+            **_on(
+                "library/stdtypes.html",
+                "py:class",
+                *("str", "bytes", "bytearray", "memoryview", "dict", "list", "tuple"),
+            ),
+            **_on(
+                "library/exceptions.html",
+                "py:exception",
+                *("BaseException", "Exception", "ExceptionGroup", "KeyboardInterrupt"),
+                *("OSError", "RuntimeError", "TimeoutError", "TypeError", "ValueError"),
+            ),
+            **_on(
+                "library/collections.abc.html",
+                "py:class",
+                *("collections.abc.AsyncGenerator", "collections.abc.AsyncIterable"),
+                *("collections.abc.AsyncIterator", "collections.abc.Awaitable"),
+                *("collections.abc.Callable", "collections.abc.Iterable"),
+                *("collections.abc.Mapping", "collections.abc.Sequence"),
+            ),
+            **_on("library/json.html", "py:function", "json.dumps", "json.loads"),
+            **_on("library/logging.html", "py:class", "logging.Logger", "logging.LoggerAdapter"),
+            **_on("library/os.html", "py:class", "os.PathLike"),
+            **_on("library/ssl.html", "py:class", "ssl.SSLContext"),
+            **_on(
+                "library/ssl.html", "py:exception", "ssl.SSLError", "ssl.SSLCertVerificationError"
+            ),
+            **_on("library/ssl.html", "py:function", "ssl.create_default_context"),
+            **_on("library/typing.html", "py:data", "typing.Any", "typing.Unpack"),
+            **_on("library/typing.html", "py:class", "typing.TypedDict"),
+        },
+    ),
+    "trio": (
+        TRIO_DOCS,
+        {
+            "trio": ("py:module", "reference-core.html#module-$"),
+            "trio.testing": ("py:module", "reference-testing.html#module-$"),
+            **_on(
+                "reference-core.html",
+                "py:exception",
+                *("trio.BrokenResourceError", "trio.Cancelled", "trio.ClosedResourceError"),
+                "trio.TooSlowError",
+            ),
+            **_on("reference-core.html", "py:class", "trio.CancelScope", "trio.Nursery"),
+            **_on(
+                "reference-core.html",
+                "py:function",
+                *("trio.as_safe_channel", "trio.fail_after", "trio.move_on_after"),
+                *("trio.open_nursery", "trio.run", "trio.sleep"),
+            ),
+            **_on("reference-io.html", "py:class", "trio.SSLStream", "trio.abc.Stream"),
+            **_on("reference-io.html", "py:function", "trio.serve_tcp"),
+            **_on("reference-testing.html", "py:class", "trio.testing.MockClock"),
+            **_on("reference-testing.html", "py:function", "trio.testing.memory_stream_pair"),
+        },
+    ),
 }
+
+
+def _write_inventory(path: Path, project: str, names: dict[str, tuple[str, str]]) -> None:
+    """Write ``names`` as a Sphinx inventory, version 2 (the format of ``objects.inv``)."""
+    header = (
+        "# Sphinx inventory version 2\n"
+        f"# Project: {project}\n"
+        "# Version: \n"
+        "# The remainder of this file is compressed using zlib.\n"
+    )
+    # name domain:type priority uri display-name ("-": the name itself)
+    lines = "".join(f"{name} {kind} 1 {uri} -\n" for name, (kind, uri) in sorted(names.items()))
+    path.write_bytes(header.encode() + zlib.compress(lines.encode()))
+
+
+def _set_up_intersphinx(app: Any, config: Any) -> None:
+    """Point intersphinx at the real inventories (opt-in) or at ones written from LINKED."""
+    if ONLINE_INVENTORIES:
+        config.intersphinx_mapping = {name: (url, None) for name, (url, _) in LINKED.items()}
+        return
+    directory = Path(app.doctreedir) / "intersphinx"
+    directory.mkdir(parents=True, exist_ok=True)
+    mapping = {}
+    for name, (url, names) in LINKED.items():
+        path = directory / f"{name}.inv"
+        _write_inventory(path, name, names)
+        mapping[name] = (url, str(path))
+    config.intersphinx_mapping = mapping
 
 
 def _name_function_defaults(
@@ -62,16 +167,26 @@ def _name_function_defaults(
 ) -> tuple[str | None, str | None] | None:
     """Show a default such as ``json.loads`` by name instead of ``<function loads>``.
 
-    Sphinx cannot parse a signature that contains ``<function loads>``, and then prints its
-    annotations raw (``~typing.Any``).
+    Sphinx cannot parse a signature that contains ``<function loads>`` (or ``<built-in method
+    random of Random object at 0x...>``, the default of ``Backoff.jitter``), and then prints
+    its annotations raw (``~typing.Any``).
     """
-    if signature is None or "<function " not in signature:
+    if signature is None or "<" not in signature:
         return None
     for param in inspect.signature(obj).parameters.values():
         default = param.default
-        if inspect.isfunction(default) or inspect.isbuiltin(default):
-            shown = f"{default.__module__}.{default.__qualname__}"
-            signature = signature.replace(f"<function {default.__name__}>", shown)
+        if not (inspect.isfunction(default) or inspect.isbuiltin(default)):
+            continue
+        # random.random is a method of the random module's hidden Random instance.
+        module = default.__module__ or type(getattr(default, "__self__", None)).__module__
+        if getattr(sys.modules.get(module), default.__name__, None) is default:
+            shown = f"{module}.{default.__name__}"
+        else:
+            shown = f"{module}.{default.__qualname__}"
+        signature = signature.replace(f"<function {default.__name__}>", shown)
+        signature = re.sub(
+            rf"<built-in (?:function|method) {default.__name__}\b[^>]*>", shown, signature
+        )
     return signature, return_annotation
 
 
@@ -96,5 +211,7 @@ def _ensure_benchmark_fragment(app: object) -> None:
 
 
 def setup(app: Any) -> None:
+    # Before intersphinx reads the mapping (it loads the inventories at builder-inited).
+    app.connect("config-inited", _set_up_intersphinx)
     app.connect("builder-inited", _ensure_benchmark_fragment)
     app.connect("autodoc-process-signature", _name_function_defaults)

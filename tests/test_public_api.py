@@ -6,11 +6,12 @@ import builtins
 import inspect
 import re
 import types
+from pathlib import Path
 
 import pytest
 
 import trio_ws
-from trio_ws import _errors
+from trio_ws import _errors, testing
 
 PUBLIC = sorted(trio_ws.__all__)
 
@@ -133,3 +134,40 @@ def test_drawn_tree_holds(name: str, parent: str | None, also: list[str]) -> Non
     for base in also:
         assert issubclass(cls, _resolve(base))
     assert name in _errors.__all__
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference page documents every public name
+
+API_PAGE = Path(__file__).parent.parent / "docs" / "api.rst"
+_DIRECTIVE = re.compile(
+    r"^\.\. (?:auto)?(?:function|class|exception|data|decorator)::\s+(?P<name>[\w.]+)", re.M
+)
+
+
+def _documented() -> set[str]:
+    """The full names that docs/api.rst documents with a top-level directive."""
+    names: set[str] = set()
+    module = ""
+    for line in API_PAGE.read_text(encoding="utf-8").splitlines():
+        if line.startswith(".. module::"):
+            module = line.split("::", 1)[1].strip()
+        match = _DIRECTIVE.match(line)
+        if match:
+            names.add(f"{module}.{match['name']}")
+    return names
+
+
+@pytest.mark.parametrize(
+    "name",
+    [f"trio_ws.{n}" for n in PUBLIC] + [f"trio_ws.testing.{n}" for n in testing.__all__],
+)
+def test_the_reference_page_documents_every_public_name(name: str) -> None:
+    """Each name of trio_ws.__all__ and trio_ws.testing.__all__ has its directive in api.rst."""
+    assert name in _documented()
+
+
+def test_the_reference_page_documents_nothing_that_is_not_public() -> None:
+    """docs/api.rst documents no name that is missing from the __all__ lists (or misspelled)."""
+    public = {f"trio_ws.{n}" for n in PUBLIC} | {f"trio_ws.testing.{n}" for n in testing.__all__}
+    assert _documented() <= public

@@ -67,9 +67,11 @@ class Observed:
 
     @property
     def close_code(self) -> int | None:
-        """The close code: the server's, ours after a protocol violation, 1006 after an
-        abnormal end (EOF without a close frame, heartbeat timeout, broken transport);
-        ``None`` while open."""
+        """The close code of the connection, or ``None`` while it is open.
+
+        The server's code, ours after a protocol violation, or 1006 after an abnormal end (EOF
+        without a close frame, heartbeat timeout, broken transport).
+        """
         return self._core.close_code
 
     @property
@@ -79,9 +81,12 @@ class Observed:
 
     @property
     def state(self) -> WSState:
-        """Where the connection is: :class:`WSState` (``OPEN``, ``CLOSING`` after our close
-        frame, ``CLOSE_RECEIVED`` after the server's without autoclose, ``FAILING`` between a
-        protocol violation and its close frame, ``CLOSED``)."""
+        """Where the connection is in its lifecycle, a :class:`WSState`.
+
+        ``OPEN``, ``CLOSING`` after our close frame, ``CLOSE_RECEIVED`` after the server's
+        without autoclose, ``FAILING`` between a protocol violation and its close frame, then
+        ``CLOSED``.
+        """
         return self._core.state
 
     @property
@@ -134,7 +139,7 @@ class Observed:
 
     @property
     def url(self) -> str:
-        """The URL connected to, without credentials (after redirects: the last one)."""
+        """The URL connected to, without credentials; after redirects, the last one."""
         return self._negotiated.url
 
     @property

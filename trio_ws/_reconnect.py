@@ -98,7 +98,13 @@ class Backoff:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """The default rule of :func:`reconnecting` (see its module docstring)."""
+    """The default rule of :func:`reconnecting`: is ``exc`` worth another attempt?
+
+    Yes for network errors and connect timeouts (:exc:`WSConnectionError`, proxies included),
+    a TLS handshake that broke, and handshake answers 429, 500, 502, 503 and 504. No for a
+    certificate that did not verify, any other handshake status (401, 403, 404, 501...), a
+    redirect that may not be followed, and anything else.
+    """
     if isinstance(exc, WSTLSError):
         err: BaseException | None = exc
         while err is not None:
@@ -156,8 +162,9 @@ async def reconnecting(
         **options: as for :func:`open_ws`; each connection gets them all.
 
     Raises:
-        What an attempt raised when ``should_retry`` says no, and :exc:`InvalidArgument` for
-        a bad option or URL at once.
+        InvalidArgument: a bad option or URL, at once (never retried).
+
+    When ``should_retry`` says no, what the failed attempt raised leaves the loop as it is.
     """
     log = options.get("logger") or LOGGER
     delay = backoff.first

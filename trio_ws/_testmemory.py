@@ -51,7 +51,12 @@ MEMORY_URL: Final = "ws://memory.test/"
 
 
 class ScriptedServer:
-    """The server end of an in-memory connection, driven by a test (see the module docstring).
+    """The server end of an in-memory connection, driven by a test.
+
+    :func:`open_memory_pair` makes it; the test makes it send (:meth:`send_text`,
+    :meth:`send_bytes`, :meth:`send_ping`, :meth:`close`), takes what the client sent in order
+    (:meth:`expect`), lets it go silent (``autopong = False``, then simply not act) or drops the
+    connection without a close frame (:meth:`drop`).
 
     Attributes:
         request: the client's upgrade request (path, headers, subprotocols, extensions).
@@ -176,7 +181,11 @@ async def open_memory_pair(
     **options: Unpack[WSOptions],
 ) -> AsyncIterator[tuple[ClientWebSocket, ScriptedServer]]:
     """A real client connected to a :class:`ScriptedServer` in memory, for tests of code that
-    uses trio_ws (see the module docstring).
+    uses trio_ws.
+
+    No socket, no port: under ``MockClock(autojump_threshold=0)`` (pytest-trio's
+    ``autojump_clock``) the client's heartbeat, receive timeouts and reconnect delays run in
+    virtual time, in milliseconds.
 
     .. code-block:: python
 
