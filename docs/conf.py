@@ -97,6 +97,7 @@ LINKED: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                 "library/ssl.html", "py:exception", "ssl.SSLError", "ssl.SSLCertVerificationError"
             ),
             **_on("library/ssl.html", "py:function", "ssl.create_default_context"),
+            **_on("library/ssl.html", "py:method", "ssl.SSLContext.load_cert_chain"),
             **_on("library/typing.html", "py:data", "typing.Any", "typing.Unpack"),
             **_on("library/typing.html", "py:class", "typing.TypedDict"),
         },
@@ -112,12 +113,16 @@ LINKED: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                 *("trio.BrokenResourceError", "trio.Cancelled", "trio.ClosedResourceError"),
                 "trio.TooSlowError",
             ),
-            **_on("reference-core.html", "py:class", "trio.CancelScope", "trio.Nursery"),
+            **_on(
+                "reference-core.html",
+                "py:class",
+                *("trio.CancelScope", "trio.CapacityLimiter", "trio.Nursery"),
+            ),
             **_on(
                 "reference-core.html",
                 "py:function",
                 *("trio.as_safe_channel", "trio.fail_after", "trio.move_on_after"),
-                *("trio.open_nursery", "trio.run", "trio.sleep"),
+                *("trio.current_time", "trio.open_nursery", "trio.run", "trio.sleep"),
             ),
             **_on("reference-io.html", "py:class", "trio.SSLStream", "trio.abc.Stream"),
             **_on("reference-io.html", "py:function", "trio.serve_tcp"),
