@@ -233,6 +233,11 @@ SETUPS: Final = [
         "docs/howto/redirects.rst", "api.example.com", replace={"wss://api.example.com": "redirect"}
     ),
     Setup(
+        "docs/howto/tls.rst",
+        "load_cert_chain",
+        replace={"wss://127.0.0.1:8765": "mtls"},
+    ),
+    Setup(
         "docs/howto/unix-sockets.rst",
         "/run/app.sock",
         replace={"%2Frun%2Fapp.sock": "unix-quoted", "/run/app.sock": "unix"},
