@@ -62,9 +62,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs (extra arguments go to sphinx-build); any warning fails the build."""
+    """Build the HTML docs (extra arguments go to sphinx-build); any warning, an unresolved
+    reference included (-n), fails the build."""
     session.install("-e", ".[docs]")
-    session.run("sphinx-build", "-W", "--keep-going", *session.posargs, "docs", "docs/_build/html")
+    session.run(
+        "sphinx-build", "-W", "-n", "--keep-going", *session.posargs, "docs", "docs/_build/html"
+    )
 
 
 @nox.session
