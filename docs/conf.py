@@ -68,17 +68,16 @@ LINKED: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
         PYTHON_DOCS,
         {
             "logging": ("py:module", "library/logging.html#module-$"),
-            "ssl": ("py:module", "library/ssl.html#module-$"),
             **_on("library/functions.html", "py:class", "int", "float", "bool"),
             **_on(
                 "library/stdtypes.html",
                 "py:class",
-                *("str", "bytes", "bytearray", "memoryview", "dict", "list", "tuple"),
+                *("str", "bytes", "bytearray", "memoryview", "list", "tuple"),
             ),
             **_on(
                 "library/exceptions.html",
                 "py:exception",
-                *("BaseException", "Exception", "ExceptionGroup", "KeyboardInterrupt"),
+                *("BaseException", "Exception", "ExceptionGroup"),
                 *("OSError", "RuntimeError", "TimeoutError", "TypeError", "ValueError"),
             ),
             **_on(
@@ -89,24 +88,18 @@ LINKED: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                 *("collections.abc.Callable", "collections.abc.Iterable"),
                 *("collections.abc.Mapping", "collections.abc.Sequence"),
             ),
-            **_on("library/json.html", "py:function", "json.dumps", "json.loads"),
             **_on("library/logging.html", "py:class", "logging.Logger", "logging.LoggerAdapter"),
             **_on("library/os.html", "py:class", "os.PathLike"),
             **_on("library/ssl.html", "py:class", "ssl.SSLContext"),
-            **_on(
-                "library/ssl.html", "py:exception", "ssl.SSLError", "ssl.SSLCertVerificationError"
-            ),
+            **_on("library/ssl.html", "py:exception", "ssl.SSLCertVerificationError"),
             **_on("library/ssl.html", "py:function", "ssl.create_default_context"),
             **_on("library/ssl.html", "py:method", "ssl.SSLContext.load_cert_chain"),
             **_on("library/typing.html", "py:data", "typing.Any", "typing.Unpack"),
-            **_on("library/typing.html", "py:class", "typing.TypedDict"),
         },
     ),
     "trio": (
         TRIO_DOCS,
         {
-            "trio": ("py:module", "reference-core.html#module-$"),
-            "trio.testing": ("py:module", "reference-testing.html#module-$"),
             **_on(
                 "reference-core.html",
                 "py:exception",
@@ -116,18 +109,15 @@ LINKED: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
             **_on(
                 "reference-core.html",
                 "py:class",
-                *("trio.CancelScope", "trio.CapacityLimiter", "trio.Nursery"),
+                *("trio.CapacityLimiter", "trio.Nursery"),
             ),
             **_on(
                 "reference-core.html",
                 "py:function",
-                *("trio.as_safe_channel", "trio.fail_after", "trio.move_on_after"),
-                *("trio.current_time", "trio.open_nursery", "trio.run", "trio.sleep"),
+                *("trio.as_safe_channel", "trio.current_time", "trio.fail_after", "trio.run"),
             ),
             **_on("reference-io.html", "py:class", "trio.SSLStream", "trio.abc.Stream"),
-            **_on("reference-io.html", "py:function", "trio.serve_tcp"),
             **_on("reference-testing.html", "py:class", "trio.testing.MockClock"),
-            **_on("reference-testing.html", "py:function", "trio.testing.memory_stream_pair"),
         },
     ),
 }
