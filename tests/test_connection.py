@@ -396,20 +396,25 @@ async def test_a_send_cancelled_by_backpressure_queues_nothing(
 async def test_reader_keeps_reading_while_a_send_is_blocked(
     autojump_clock: trio.testing.MockClock, open_pair: OpenPair, nursery: trio.Nursery
 ) -> None:
-    """A blocked writer never stops the reader: pings are still read and messages delivered."""
+    """A blocked writer never stops the reader: pings are still read and messages delivered;
+    the pong goes out between the frames of the big message being written (max_frame_size),
+    after the one in progress."""
     async with open_pair(nursery, lockstep=True) as (ws, peer):
-        nursery.start_soon(ws.send_bytes, b"y" * 100_000)
+        nursery.start_soon(ws.send_bytes, b"y" * 100_000)  # two frames: 65536 + 34464
         await trio.testing.wait_all_tasks_blocked()
         await peer.send(TextMessage(data="while blocked"))
         assert await ws.receive_str() == "while blocked"
-        # Now read the big message; the pong for a ping sent meanwhile follows it.
         await peer.send(Ping(payload=b"1"))
-        event = await peer.next_event()
-        assert isinstance(event, BytesMessage)
-        assert len(event.data) == 100_000 or not event.message_finished
-        while not (isinstance(event, BytesMessage) and event.message_finished):
-            event = await peer.next_event()
-        assert await peer.next_event() == Pong(payload=b"1")
+        received = 0  # bytes of the message before the pong, then after it
+        while not isinstance(event := await peer.next_event(), Pong):
+            assert isinstance(event, BytesMessage)
+            assert not event.message_finished
+            received += len(event.data)
+        assert event == Pong(payload=b"1")
+        assert received == 65536  # the first frame whole, none of the second
+        while not (event := await peer.next_event()).message_finished:  # type: ignore[attr-defined]
+            received += len(event.data)  # type: ignore[attr-defined]
+        assert received + len(event.data) == 100_000  # type: ignore[attr-defined]
 
 
 async def test_full_queue_pushes_back_on_the_server(

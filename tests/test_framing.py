@@ -73,11 +73,21 @@ def test_both_masks_match_the_rfc(data: bytes, mask: bytes) -> None:
     assert apply_mask(memoryview(data), mask) == expected
 
 
+@given(st.binary(max_size=14), st.binary(max_size=300), st.binary(min_size=4, max_size=4))
+def test_mask_frame_is_head_key_and_masked_payload(head: bytes, data: bytes, mask: bytes) -> None:
+    """mask_frame (C or Python) writes the frame as one buffer: head, key, masked payload."""
+    expected = head + mask + reference_mask(data, mask)
+    assert _framing._mask_frame_python(head, data, mask) == expected
+    assert _framing.mask_frame(head, data, mask) == expected
+    assert _framing.mask_frame(head, memoryview(bytearray(data)), mask) == expected
+
+
 @pytest.mark.parametrize("mask", MASKS, ids=MASK_IDS)
 def test_masks_agree_on_a_big_payload(mask: bytes) -> None:
     """The C loop's 8-byte steps and its tail agree with the Python fallback."""
     data = payload_of(1_000_003)
     assert apply_mask(data, mask) == _apply_mask_python(data, mask)
+    assert _framing.mask_frame(b"head", data, mask) == b"head" + mask + apply_mask(data, mask)
 
 
 @pytest.mark.skipif(not _framing.has_speedups, reason="the C speed-up was not built")
@@ -86,6 +96,8 @@ def test_c_mask_refuses_a_key_that_is_not_4_bytes(mask: bytes) -> None:
     """The C loop checks the key's length instead of reading past it."""
     with pytest.raises(ValueError, match="the mask must be 4 bytes"):
         apply_mask(b"data", mask)
+    with pytest.raises(ValueError, match="the mask must be 4 bytes"):
+        _framing.mask_frame(b"\x82\x84", b"data", mask)
 
 
 def test_pure_python_fallback_is_used_when_asked() -> None:
@@ -105,7 +117,10 @@ def test_pure_python_fallback_is_used_when_asked() -> None:
 
 def test_speedups_are_skipped_when_asked_or_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loader returns None when TRIO_WS_NO_EXTENSIONS is set or the C module is absent."""
-    assert _framing._load_speedups() is (None if not _framing.has_speedups else apply_mask)
+    loaded = _framing._load_speedups()
+    assert (loaded is not None) is _framing.has_speedups
+    if loaded is not None:
+        assert loaded == (apply_mask, _framing.mask_frame)
     monkeypatch.setenv("TRIO_WS_NO_EXTENSIONS", "1")
     assert _framing._load_speedups() is None
     monkeypatch.delenv("TRIO_WS_NO_EXTENSIONS")
@@ -141,8 +156,8 @@ def test_every_frame_asks_for_a_fresh_mask() -> None:
     source = fixed_masks(*masks)
     for _ in range(50):
         build_frame(out, 0x2, b"same", False, source)
-    assert [head[2:6] for head in out[::2]] == masks
-    assert [out[i + 1] for i in range(0, 100, 2)] == [reference_mask(b"same", m) for m in masks]
+    assert [frame[2:6] for frame in out] == masks
+    assert [frame[6:] for frame in out] == [reference_mask(b"same", m) for m in masks]
 
 
 def test_control_and_close_frames_use_the_mask_source_too() -> None:
@@ -175,6 +190,7 @@ def test_build_frame_counts_what_it_appends() -> None:
     assert out[0][:2] == b"\x81\x80"
     assert build_frame(out, 0x2, b"x" * 300, rsv1=True) == 4 + 4 + 300
     assert out[1][:4] == b"\xc2\xfe\x01\x2c"
+    assert [len(frame) for frame in out] == [6, 308]  # one piece a frame
 
 
 def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
@@ -202,14 +218,15 @@ def test_take_outbox_keeps_big_payloads_apart_and_the_bytes_in_order() -> None:
     assert len(a.outbox.take_pieces()) == 1
 
 
-def test_take_outbox_ends_with_a_big_payload() -> None:
-    """A big message alone comes out as its header and its payload, two pieces."""
+def test_take_outbox_ends_with_a_big_frame() -> None:
+    """A ping, then a big message: the ping alone, then the big frame, one piece."""
     client = ClientProtocol(mask_source=fixed_masks(MASKS[0], MASKS[1]))
     client.send_ping(b"p")
     client.send_bytes(b"x" * 70_000)
     pieces = client.outbox.take_pieces()
-    assert [len(p) for p in pieces] == [7 + 14, 70_000]
-    assert pieces[1] == reference_mask(b"x" * 70_000, MASKS[1])
+    assert [len(p) for p in pieces] == [7, 14 + 70_000]
+    assert pieces[1][10:14] == MASKS[1]
+    assert pieces[1][14:] == reference_mask(b"x" * 70_000, MASKS[1])
 
 
 @pytest.mark.parametrize(

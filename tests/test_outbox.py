@@ -20,30 +20,106 @@ def zero_mask(n: int) -> bytes:
     return b"\0" * n
 
 
-def test_frames_queue_in_call_order_and_are_taken_at_once() -> None:
-    """Messages and control frames wait in call order; take() empties the outbox."""
+def test_control_frames_go_first_then_the_rest_in_call_order() -> None:
+    """Pings and pongs wait apart and leave first; messages and close frames in call order;
+    take() empties the outbox."""
     box = Outbox(zero_mask)
     box.message(TEXT, b"hi")
     box.control(PING, b"p")
     box.message(BINARY, b"\x01\x02", compress=False)
     box.control(PONG, b"")
+    box.close(1000)
     expected = (
-        b"\x81\x82" + ZERO_MASK + b"hi"
-        + b"\x89\x81" + ZERO_MASK + b"p"
-        + b"\x82\x82" + ZERO_MASK + b"\x01\x02"
+        b"\x89\x81" + ZERO_MASK + b"p"
         + b"\x8a\x80" + ZERO_MASK
+        + b"\x81\x82" + ZERO_MASK + b"hi"
+        + b"\x82\x82" + ZERO_MASK + b"\x01\x02"
+        + b"\x88\x82" + ZERO_MASK + b"\x03\xe8"
     )  # fmt: skip
     assert box.size == len(expected)
     assert box.take() == expected
-    assert (box.pieces, box.size, box.take()) == ([], 0, b"")
+    assert (box.pieces, box.urgent, box.size, box.take()) == ([], None, 0, b"")
 
 
-def test_one_frame_without_payload_is_taken_without_a_join() -> None:
-    """A lone piece is handed over as it is."""
+def test_one_frame_is_one_piece_taken_without_a_join() -> None:
+    """A frame is one buffer (header, key, payload), and a lone one is handed over as it is."""
     box = Outbox(zero_mask)
-    box.control(PING, b"")
+    box.message(BINARY, b"abc")
     (piece,) = box.pieces
+    assert piece == b"\x82\x83" + ZERO_MASK + b"abc"
     assert box.take() is piece
+    box.control(PING, b"")
+    assert box.urgent is not None
+    (piece,) = box.urgent
+    assert box.take() is piece
+
+
+def test_take_urgent_takes_only_the_control_frames() -> None:
+    """take_urgent() hands over the waiting pings and pongs joined, and leaves the rest."""
+    box = Outbox(zero_mask)
+    assert box.take_urgent() == b""
+    box.message(BINARY, b"a")
+    box.control(PONG, b"1")
+    box.control(PING, b"2")
+    rest = box.size - 2 * 7
+    assert box.take_urgent() == b"\x8a\x81" + ZERO_MASK + b"1" + b"\x89\x81" + ZERO_MASK + b"2"
+    assert (box.urgent, box.size) == (None, rest)
+    box.control(PONG, b"")
+    assert box.take_urgent() == b"\x8a\x80" + ZERO_MASK
+    assert box.take() == b"\x82\x81" + ZERO_MASK + b"a"
+
+
+def test_big_messages_go_out_in_frames_of_max_frame_size() -> None:
+    """A payload over max_frame_size: frames of at most that size, the opcode on the first,
+    CONTINUATION after, FIN on the last, one piece each, each with its own key; counted as
+    one message and the other frames."""
+    keys = iter(i.to_bytes(4, "big") for i in range(1, 100))
+    box = Outbox(lambda n: next(keys), max_frame_size=4)
+    box.trace = []
+    box.message(BINARY, b"0123456789")
+    box.message(TEXT, b"abcd")  # exactly the limit: one frame
+    assert box.pieces == [
+        b"\x02\x84\x00\x00\x00\x01" + b"0123"[:3] + bytes([ord("3") ^ 1]),
+        b"\x00\x84\x00\x00\x00\x02" + b"456" + bytes([ord("7") ^ 2]),
+        b"\x80\x82\x00\x00\x00\x03" + b"89",  # the key's 3 is on byte 4: none here
+        b"\x81\x84\x00\x00\x00\x04" + b"abc" + bytes([ord("d") ^ 4]),
+    ]
+    assert (box.messages, box.other_frames, box.payload_bytes) == (2, 2, 14)
+    assert box.trace == [
+        (">", BINARY, False, False, 10, b"0123456789"),
+        (">", 0, False, False, 4, b"4567"),
+        (">", 0, True, False, 2, b"89"),
+        (">", TEXT, True, False, 4, b"abcd"),
+    ]
+
+
+def test_a_compressed_message_is_split_after_compression() -> None:
+    """With permessage-deflate the compressed payload is split; RSV1 on the first frame only,
+    and the frames inflate to the message."""
+    box = Outbox(zero_mask, ClientDeflate(), max_frame_size=16)
+    message = bytes(range(256)) * 4
+    box.message(BINARY, message)
+    frames = box.pieces
+    assert len(frames) > 1
+    assert [f[0] for f in frames] == [0x42] + [0x00] * (len(frames) - 2) + [0x80]
+    body = b"".join(f[2 + 4 :] for f in frames)
+    assert all(len(f) == 2 + 4 + 16 for f in frames[:-1])
+    inflate = zlib.decompressobj(-15)
+    assert inflate.decompress(body + b"\x00\x00\xff\xff") == message
+
+
+def test_fragments_bigger_than_max_frame_size_are_split_too() -> None:
+    """A piece of a message sent in pieces is cut the same way; FIN only on the very last."""
+    box = Outbox(zero_mask, max_frame_size=3)
+    box.fragment(TEXT, b"abcde", False, first=True, last=False)
+    box.fragment(TEXT, b"fghij", False, first=False, last=True)
+    assert [(f[0], f[6:]) for f in box.pieces] == [
+        (0x01, b"abc"),
+        (0x00, b"de"),
+        (0x00, b"fgh"),
+        (0x80, b"ij"),
+    ]
+    assert (box.messages, box.other_frames) == (1, 3)
 
 
 def test_close_frames_carry_code_and_reason_or_nothing_for_no_status() -> None:
@@ -60,7 +136,7 @@ def test_each_frame_gets_its_own_mask_key() -> None:
     box = Outbox(lambda n: next(keys))
     box.message(BINARY, b"\0\0")
     box.control(PONG, b"\0")
-    assert box.take() == b"\x82\x82\x01\x02\x03\x04\x01\x02" + b"\x8a\x81\xff\xff\xff\xff\xff"
+    assert box.take() == b"\x8a\x81\xff\xff\xff\xff\xff" + b"\x82\x82\x01\x02\x03\x04\x01\x02"
 
 
 def test_compression_only_with_deflate_and_when_asked() -> None:
@@ -91,33 +167,37 @@ def test_small_pieces_are_joined_into_one_buffer() -> None:
     assert box.size == 0
 
 
-def test_big_payloads_stay_on_their_own_between_joined_runs() -> None:
-    """A payload of 64 KiB or more is its own piece; the headers around it are joined."""
+def test_big_frames_stay_on_their_own_between_joined_runs() -> None:
+    """A frame of 64 KiB or more is its own piece; the small frames around it are joined, the
+    control frames first."""
     big = b"B" * JOIN_LIMIT
+    big_frame = b"\x82\xff" + JOIN_LIMIT.to_bytes(8, "big") + ZERO_MASK + big
     box = Outbox(zero_mask)
     box.message(BINARY, b"a")
     box.message(BINARY, big)
     box.message(BINARY, big)
+    box.message(BINARY, b"b")
     box.control(PING, b"")
     size = box.size
     pieces = box.take_pieces()
     assert pieces == [
-        b"\x82\x81" + ZERO_MASK + b"a" + b"\x82\xff" + JOIN_LIMIT.to_bytes(8, "big") + ZERO_MASK,
-        big,
-        b"\x82\xff" + JOIN_LIMIT.to_bytes(8, "big") + ZERO_MASK,
-        big,
-        b"\x89\x80" + ZERO_MASK,
+        b"\x89\x80" + ZERO_MASK + b"\x82\x81" + ZERO_MASK + b"a",
+        big_frame,
+        big_frame,
+        b"\x82\x81" + ZERO_MASK + b"b",
     ]
     assert sum(map(len, pieces)) == size
     assert (box.pieces, box.size) == ([], 0)
 
 
-def test_a_big_payload_last_leaves_no_empty_run() -> None:
-    """When the outbox ends with a big payload, no empty piece follows it."""
+def test_a_big_frame_first_or_last_leaves_no_empty_run() -> None:
+    """When the outbox starts or ends with a big frame, no empty piece comes with it."""
     big = b"B" * JOIN_LIMIT
+    big_frame = b"\x82\xff" + JOIN_LIMIT.to_bytes(8, "big") + ZERO_MASK + big
     box = Outbox(zero_mask)
     box.message(BINARY, big)
-    assert box.take_pieces() == [b"\x82\xff" + JOIN_LIMIT.to_bytes(8, "big") + ZERO_MASK, big]
+    box.message(BINARY, big)
+    assert box.take_pieces() == [big_frame, big_frame]
 
 
 def test_fragments_and_their_trace() -> None:

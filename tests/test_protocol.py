@@ -538,19 +538,36 @@ def test_no_pong_after_local_close() -> None:
     assert list(server.events()) == [CloseConnection(code=1000, reason="")]
 
 
-def test_outbox_keeps_call_order() -> None:
-    """Frames from sends and from automatic answers leave in the order they were produced."""
+def test_outbox_keeps_call_order_with_pings_and_pongs_first() -> None:
+    """Messages leave in the order they were sent; pings and pongs (ours and the automatic
+    answers) in theirs, ahead of the messages still queued."""
     client, server = pair()
     client.send_text("one")
     client.receive_data(server.send(Ping(b"p")))
     client.send_bytes(bytearray(b"two"))
     client.send_ping(b"q")
     assert server_gets(client, server) == [
-        TextMessage("one"),
         Pong(payload=b"p"),
-        BytesMessage(b"two"),
         Ping(payload=b"q"),
+        TextMessage("one"),
+        BytesMessage(b"two"),
     ]
+
+
+def test_a_big_message_in_frames_with_a_pong_between() -> None:
+    """max_frame_size splits a message; wsproto reassembles it, and a pong queued while the
+    writer is between its frames (take_urgent) lands between them."""
+    client, server = pair(max_frame_size=65536)
+    client.send_bytes(b"x" * 150_000)
+    first, second, third = client.outbox.take_pieces()  # big frames stay apart
+    assert len(first) == len(second) == 65536 + 14
+    client.receive_data(server.send(Ping(b"p")))
+    wire = first + client.outbox.take_urgent() + second + third
+    server.receive_data(wire)
+    events = list(server.events())
+    names = [type(e).__name__ for e in events]  # wsproto: an event per frame
+    assert names == ["BytesMessage", "Pong", "BytesMessage", "BytesMessage"]
+    assert b"".join(e.data for e in events if isinstance(e, BytesMessage)) == b"x" * 150_000
 
 
 def test_data_to_send_drains_the_outbox() -> None:

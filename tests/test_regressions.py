@@ -29,6 +29,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Final
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -60,6 +61,7 @@ from .peer import Peer
 from .servers import (
     OP_BINARY,
     OP_CLOSE,
+    OP_CONT,
     OP_TEXT,
     Frame,
     RawPeer,
@@ -287,15 +289,28 @@ async def test_open_ws_cancelled_mid_send_is_plain_cancellation(
 
 
 async def serve_frames(stream: trio.SocketStream, frames: list[tuple[str, object]]) -> None:
-    """A raw server: log the client's frames (whole ones only) until its close frame, which it
-    answers; then close TCP."""
+    """A raw server: log the client's messages (whole frames only; the frames of a
+    fragmented message as one entry, or ``("unfinished", n)`` if the close frame comes before
+    its last) until its close frame, which it answers; then close TCP."""
     peer = RawPeer(stream)
     await peer.accept()
+    started: list[Frame] = []  # the frames of a fragmented message so far
     while (f := await peer.read_frame()) is not None:  # asserts no EOF inside a frame
-        frames.append(frame_summary(f))
+        if f.opcode == OP_CONT or (f.opcode in (OP_TEXT, OP_BINARY) and not f.fin):
+            assert (f.opcode == OP_CONT) is bool(started)
+            started.append(f)
+            if f.fin:
+                payload = b"".join(part.payload for part in started)
+                frames.append(frame_summary(attrs.evolve(started[0], payload=payload, fin=True)))
+                started.clear()
+            continue
         if f.opcode == OP_CLOSE:
+            if started:
+                frames.append(("unfinished", sum(len(part.payload) for part in started)))
+            frames.append(frame_summary(f))
             await peer.send(frame(OP_CLOSE, f.payload))
             break
+        frames.append(frame_summary(f))
 
 
 async def test_own_scope_cancel_mid_send_on_a_real_socket() -> None:

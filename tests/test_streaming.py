@@ -161,7 +161,8 @@ async def test_pieces_wait_for_the_writer_and_are_logged(
         assert scope.cancelled_caught  # the second piece waited for the writer
         assert ws.statistics().messages_out == 1
     lines = [r.getMessage() for r in caplog.records]
-    assert any("> BINARY more 100000 bytes" in line for line in lines)
+    assert any("> BINARY more 65536 bytes" in line for line in lines)  # max_frame_size
+    assert any("> CONT more 34464 bytes" in line for line in lines)
 
 
 async def test_a_whole_stream_is_logged(

@@ -20,6 +20,9 @@ Paths:
   then echo.
 
 * ``/headers``: first send a TEXT message with the request's headers as JSON pairs, then echo.
+* ``/pings``: ping every 200 ms until a message arrives, then answer with a TEXT message
+  ``{"size": <its length>, "latencies": [<seconds from each ping to its pong>, ...]}``
+  (``null`` for a ping unanswered 5 s after the message), then echo.
 
 Options: ``--subprotocol NAME`` (repeatable, in order of preference), ``--no-compression``,
 ``--certfile PEM --keyfile PEM`` (serve ``wss://``), ``--require-client-cert CA_PEM`` (TLS 1.3
@@ -43,6 +46,32 @@ def emit(**record: object) -> None:
     print(json.dumps(record), flush=True)
 
 
+async def time_pongs(ws: ServerConnection) -> dict[str, Any]:
+    """Ping every 200 ms while the client sends a message; how long each pong took."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float | None] = []
+
+    async def wait_pong(index: int, sent: float, waiter: asyncio.Future[float]) -> None:
+        await waiter
+        latencies[index] = loop.time() - sent
+
+    async def pinger() -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            latencies.append(None)
+            sent = loop.time()
+            waiter = await ws.ping()
+            waiters.append(asyncio.create_task(wait_pong(len(latencies) - 1, sent, waiter)))
+
+    waiters: list[asyncio.Task[None]] = []
+    pinging = asyncio.create_task(pinger())
+    message = await ws.recv()
+    pinging.cancel()
+    if waiters:
+        await asyncio.wait(waiters, timeout=5)
+    return {"size": len(message), "latencies": latencies}
+
+
 async def handler(ws: ServerConnection) -> None:
     path = ws.request.path if ws.request is not None else ""
     try:
@@ -64,6 +93,8 @@ async def handler(ws: ServerConnection) -> None:
             elif path == "/headers":
                 assert ws.request is not None
                 await ws.send(json.dumps(list(ws.request.headers.raw_items())))
+            elif path == "/pings":
+                await ws.send(json.dumps(await time_pongs(ws)))
             elif path == "/info":
                 extensions = [ext.name for ext in ws.protocol.extensions]
                 await ws.send(json.dumps({"subprotocol": ws.subprotocol, "extensions": extensions}))

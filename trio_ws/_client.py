@@ -58,7 +58,7 @@ from ._observed import log_handshake, log_opened
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
 from ._proxy import proxy_for
-from ._transport import Progress, open_stream, tls_reason, write_now
+from ._transport import Progress, limit_unsent, open_stream, tls_reason, write_now
 from ._types import BasicAuth
 from ._url import Target, parse_url, resolve_redirect
 
@@ -260,6 +260,8 @@ async def _connect(
             )
         raise
     assert opened is not None
+    if opened is not stream and options.max_frame_size:
+        limit_unsent(opened, options.max_frame_size)
     deflate = result.deflate
     negotiated = Negotiated(
         subprotocol=result.subprotocol,
@@ -277,6 +279,7 @@ async def _connect(
         autoclose=options.autoclose,
         decode_text=options.decode_text,
         defer_failure_close=True,
+        max_frame_size=options.max_frame_size,
     )
     ws = ClientWebSocket(
         opened,

@@ -341,7 +341,7 @@ class ClientWebSocket(Observed, Streaming):
 
     async def pong(self, message: bytes | str = b"") -> None:
         """Send an unsolicited PONG frame (payload at most 125 bytes)."""
-        await self._writer.send(self._core.send_pong, control_payload("pong", message))
+        await self._writer.send_control(self._core.send_pong, control_payload("pong", message))
         if self._debug:
             self._log_trace()
 

@@ -14,8 +14,11 @@ A broken rule is raised as :class:`ProtocolViolation` with the close code that f
 connection (1002, 1007 or 1009); the core turns it into its failure. A caller's mistake (a
 close code it may not send) is :class:`~trio_ws.InvalidArgument` instead.
 
-Sending: :func:`build_frame` appends a masked frame to the outbox. The payload mask is the
+Sending: :func:`build_frame` appends a masked frame to the outbox, as one piece (header, key
+and masked payload in one buffer, so every boundary between pieces is one between frames: the
+writer puts a pong there). The payload mask is the
 costly part of sending a big message: XOR with a 4-byte key, byte by byte. :func:`apply_mask`
+(and :func:`mask_frame`, which writes the header, key and masked payload into one new buffer)
 is the C loop of :mod:`trio_ws._speedups` when that extension was built at install time (it
 needs a C compiler, and ``TRIO_WS_NO_EXTENSIONS`` unset), and a pure-Python fallback
 otherwise, which does the XOR on Python ints: one C-level operation on the whole payload, a
@@ -61,6 +64,7 @@ __all__ = [
     "frame_opcode",
     "has_speedups",
     "is_valid_close_code",
+    "mask_frame",
     "parse_close",
 ]
 
@@ -293,21 +297,37 @@ def _apply_mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> byt
     return value.to_bytes(n, "little")
 
 
-def _load_speedups() -> Callable[[bytes | bytearray | memoryview, bytes], bytes] | None:
+def _mask_frame_python(head: bytes, data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+    """``head``, ``mask``, then ``data`` XOR ``mask`` repeated, as one buffer."""
+    return head + mask + _apply_mask_python(data, mask)
+
+
+_MaskFunctions = tuple[
+    Callable[[bytes | bytearray | memoryview, bytes], bytes],
+    Callable[[bytes, bytes | bytearray | memoryview, bytes], bytes],
+]
+
+
+def _load_speedups() -> _MaskFunctions | None:
     if os.environ.get("TRIO_WS_NO_EXTENSIONS"):
         return None
     try:
+        # An extension built from an older source lacks mask_frame: then neither is used.
         from ._speedups import apply_mask as c_apply_mask
+        from ._speedups import mask_frame as c_mask_frame
     except ImportError:
         return None
-    return c_apply_mask
+    return c_apply_mask, c_mask_frame
 
 
-_c_apply_mask = _load_speedups()
+_speedups = _load_speedups()
 #: Whether the C mask of :mod:`trio_ws._speedups` is in use.
-has_speedups: Final = _c_apply_mask is not None
+has_speedups: Final = _speedups is not None
 #: ``apply_mask(data, mask) -> bytes``: the payload XOR the 4-byte mask repeated.
-apply_mask: Final = _c_apply_mask if _c_apply_mask is not None else _apply_mask_python
+apply_mask: Final = _speedups[0] if _speedups is not None else _apply_mask_python
+#: ``mask_frame(head, data, mask) -> bytes``: ``head + mask + apply_mask(data, mask)`` in one
+#: buffer (in C without the intermediate copy).
+mask_frame: Final = _speedups[1] if _speedups is not None else _mask_frame_python
 
 
 def build_frame(
@@ -318,8 +338,8 @@ def build_frame(
     mask_source: MaskSource = os.urandom,
     fin: bool = True,
 ) -> int:
-    """Append one masked frame with ``opcode`` and ``payload`` to ``out`` (``fin``: the last
-    frame of its message, as every frame is but a fragmented message's).
+    """Append one masked frame with ``opcode`` and ``payload`` to ``out``, as one piece
+    (``fin``: the last frame of its message, as every frame is but a fragmented message's).
 
     RFC 6455 §5.3: the key is "derived from a strong source of entropy", fresh for every
     frame; ``mask_source(4)`` gives it, one call per frame (``os.urandom``, a CSPRNG, unless
@@ -337,7 +357,5 @@ def build_frame(
     else:
         header = _LONG.pack(first, _MASKED | 127, n)
     mask = mask_source(4)
-    out.append(header + mask)
-    if n:
-        out.append(apply_mask(payload, mask))
+    out.append(mask_frame(header, payload, mask) if n else header + mask)
     return len(header) + 4 + n

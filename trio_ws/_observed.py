@@ -199,7 +199,7 @@ class Observed:
         pings = self._tracked_pings()
         ping = pings.add(payload, trio.current_time(), wait=True)
         try:
-            await self._writer.send(self._core.send_ping, payload)
+            await self._writer.send_control(self._core.send_ping, payload)
         except BaseException:
             pings.forget(ping)
             raise

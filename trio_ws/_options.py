@@ -49,6 +49,7 @@ from ._handshake import USER_AGENT, Headers
 from ._protocol import DEFAULT_MAX_FRAGMENTS
 from ._proxy import parse_proxy
 from ._types import (
+    DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_WRITE_LIMIT,
@@ -316,6 +317,11 @@ class ConnectOptions:
         max_queue_bytes: the same bound in payload bytes (whichever is reached first).
         write_limit: bytes queued and not yet written at which a send waits (backpressure);
             below it a send returns as soon as its message is queued.
+        max_frame_size: a message bigger than this many bytes (after compression) goes out
+            in frames of at most this size, so a pong or a ping never waits behind more than
+            one frame; over TCP, the kernel then also holds only about this much unsent data
+            (``TCP_NOTSENT_LOWAT`` where the system has it). 0 sends every message in one
+            frame and leaves the socket as it is.
         logger: where the connection's log records go (a ``logging.Logger`` or
             ``LoggerAdapter``); ``None`` uses ``logging.getLogger("trio_ws.client")``. See
             :doc:`logging`.
@@ -351,6 +357,7 @@ class ConnectOptions:
     max_queue: int = attrs.field(default=DEFAULT_MAX_QUEUE, validator=_at_least_one)
     max_queue_bytes: int = attrs.field(default=DEFAULT_MAX_QUEUE_BYTES, validator=_at_least_one)
     write_limit: int = attrs.field(default=DEFAULT_WRITE_LIMIT, validator=_at_least_one)
+    max_frame_size: int = attrs.field(default=DEFAULT_MAX_FRAME_SIZE, validator=_limit)
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = attrs.field(
         default=None, validator=_check_logger
     )
@@ -399,6 +406,7 @@ class WSOptions(TypedDict, total=False):
     max_queue: int
     max_queue_bytes: int
     write_limit: int
+    max_frame_size: int
     logger: logging.Logger | logging.LoggerAdapter[Any] | None
 
 

@@ -148,6 +148,8 @@ class ClientProtocol:
             stays possible until then.
         mask_source: ``mask_source(4)`` gives the mask key of each frame we send; the default,
             ``os.urandom``, is the CSPRNG RFC 6455 §10.3 asks for. Tests inject fixed keys.
+        max_frame_size: a message with more payload bytes than this (after compression)
+            goes out in frames of at most this size; 0 = every message in one frame.
 
     Raises:
         TypeError: ``deflate`` is not a :class:`~trio_ws._deflate.ClientDeflate`.
@@ -187,6 +189,7 @@ class ClientProtocol:
         decode_text: bool = True,
         defer_failure_close: bool = False,
         mask_source: MaskSource = os.urandom,
+        max_frame_size: int = 0,
     ) -> None:
         if deflate is not None and not isinstance(deflate, ClientDeflate):
             # wsproto's PerMessageDeflate looks alike but its inflate is unbounded.
@@ -203,7 +206,7 @@ class ClientProtocol:
         self._defer_failure_close = defer_failure_close
         #: Our frames wait here, in call order (the send methods below check the state, then
         #: feed it); the I/O layer reads its ``size`` and counters and takes from it.
-        self.outbox = Outbox(mask_source, deflate)
+        self.outbox = Outbox(mask_source, deflate, max_frame_size)
 
         # Parser state. _head: the bytes of an incomplete frame header. _frame_left: payload
         # bytes of the frame being streamed still to come (0 = between frames).

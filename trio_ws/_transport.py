@@ -250,6 +250,29 @@ async def _open_tcp(host: str, port: int) -> trio.SocketStream:
     return trio.SocketStream(sock)
 
 
+#: Linux (and macOS) can bound the bytes a TCP socket holds that it has not sent yet.
+_TCP_NOTSENT_LOWAT: Final[int | None] = getattr(trio.socket, "TCP_NOTSENT_LOWAT", None)
+
+
+def limit_unsent(stream: trio.abc.Stream, size: int) -> bool:
+    """Let the kernel hold at most about ``size`` bytes of ours not yet sent on the TCP
+    socket under ``stream`` (TLS included), so a pong written after a big message waits
+    behind that much only: the writer keeps the rest and puts the pong first
+    (``TCP_NOTSENT_LOWAT``). Returns ``False`` where the system or the stream has no such
+    bound (Unix sockets, other streams)."""
+    base = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if _TCP_NOTSENT_LOWAT is None or not isinstance(base, trio.SocketStream):
+        return False
+    sock = base.socket
+    if sock.family not in (trio.socket.AF_INET, trio.socket.AF_INET6):
+        return False
+    try:
+        sock.setsockopt(trio.socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, size)
+    except OSError:
+        return False
+    return True
+
+
 def write_now(stream: trio.abc.Stream, data: bytes) -> int:
     """Write to a plain TCP stream what its socket takes at once, without waiting or a trip
     through the scheduler (the opening handshake's request: one pass less per connection).

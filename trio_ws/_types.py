@@ -30,6 +30,8 @@ __all__ = [
 DEFAULT_MAX_QUEUE: Final = 1024
 DEFAULT_MAX_QUEUE_BYTES: Final = 1024 * 1024
 DEFAULT_WRITE_LIMIT: Final = 64 * 1024
+#: Default of the ``max_frame_size`` option: a bigger message goes out in frames of this size.
+DEFAULT_MAX_FRAME_SIZE: Final = 64 * 1024
 
 
 class WSMsgType(enum.IntEnum):

@@ -184,6 +184,19 @@ class Writer:
             await trio.lowlevel.cancel_shielded_checkpoint()
             self._direct_ok = True
 
+    async def send_control(self, produce: Callable[..., None], *args: Any) -> None:
+        """Produce a ping or pong with ``produce(*args)`` and see that it is written: at once,
+        without waiting for the writer lock or the backlog, since control frames go ahead of
+        queued data anyway (a cancelled call produced nothing)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        produce(*args)
+        self.flush()
+        self._sends += 1
+        if self._sends >= SEND_BATCH:
+            self._sends = 0
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self._direct_ok = True
+
     async def _send_in_turn(self, produce: Callable[..., None], args: tuple[Any, ...]) -> int:
         """Backpressure: wait in FIFO order until the backlog is below the mark, then produce.
         Returns the bytes produced."""
@@ -224,11 +237,19 @@ class Writer:
         """Get the outbox written: now if the socket takes it, else by the flush task.
 
         Written at once: the first write of a round, and a backlog at the high-water mark
-        (the kernel takes it without waiting; only what it refuses is backpressure). Never
-        waits and never raises; a failed direct write is reported to the owner.
+        (the kernel takes it without waiting; only what it refuses is backpressure). Pings
+        and pongs queued while frames are being written go right after the frame in
+        progress. Never waits and never raises; a failed direct write is reported to the
+        owner.
         """
-        if self._closed or not self._core.outbox.size:
+        outbox = self._core.outbox
+        if self._closed or not outbox.size:
             return
+        if outbox.urgent is not None and self._pending:
+            # Every piece ends a frame: after the one being written is the next boundary.
+            urgent = outbox.take_urgent()
+            self._pending.insert(1, urgent)
+            self._pending_size += len(urgent)
         if (self._direct_ok or self.backlog >= self._high_water) and self._write_directly():
             return
         if not self._flushing:
