@@ -14,10 +14,11 @@ import zlib
 import pytest
 
 from trio_ws import WSMessage, WSMsgType
-from trio_ws._assembler import DEFAULT_MAX_FRAGMENTS, Assembler
+from trio_ws._assembler import DEFAULT_MAX_FRAGMENTS, SINK_MIN, Assembler
 from trio_ws._deflate import ClientDeflate
 from trio_ws._framing import BINARY, TEXT, ProtocolViolation
 from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS as REEXPORTED_MAX_FRAGMENTS
+from trio_ws._types import CHUNK_LAST, CHUNK_MORE
 
 
 def deflated(data: bytes) -> bytes:
@@ -249,3 +250,107 @@ def test_max_fragments_zero_means_no_limit() -> None:
 def test_default_max_fragments_is_shared_with_the_protocol() -> None:
     """DEFAULT_MAX_FRAGMENTS is still importable from trio_ws._protocol, the same value."""
     assert REEXPORTED_MAX_FRAGMENTS == DEFAULT_MAX_FRAGMENTS == 100_000
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming (receive_stream)
+
+
+def chunk(kind: WSMsgType, data: str | bytes, last: bool = False) -> WSMessage:
+    return WSMessage(kind, data, CHUNK_LAST if last else CHUNK_MORE)
+
+
+@pytest.mark.parametrize("decode_text", [True, False])
+def test_a_streamed_message_comes_out_piece_by_piece(decode_text: bool) -> None:
+    """stream_open() without an open message streams the next one: each fed piece comes out
+    at once (empty ones skipped but the last), text decoded without splitting a character."""
+    asm = Assembler(decode_text=decode_text)
+    assert asm.stream_open() is None
+    assert asm.stream_next
+    euro = "€".encode()
+    asm.start(TEXT, False, 3)
+    assert not asm.stream_next
+    assert asm.feed(b"a" + euro[:1], False) == chunk(
+        WSMsgType.TEXT, "a" if decode_text else b"a" + euro[:1]
+    )
+    assert asm.feed(b"", False) is None
+    assert asm.feed(euro[1:], False) == chunk(WSMsgType.TEXT, "€" if decode_text else euro[1:])
+    assert asm.feed(b"", True) == chunk(WSMsgType.TEXT, "" if decode_text else b"", last=True)
+    assert asm.opcode == 0
+    # The next message is whole again.
+    asm.start(BINARY, False, 1)
+    assert asm.feed(b"x", True) == binary(b"x")
+
+
+def test_a_streamed_text_that_is_not_utf8_fails_as_it_arrives() -> None:
+    asm = Assembler()
+    asm.stream_open()
+    asm.start(TEXT, False, 1)
+    with violation(1007, "not UTF-8"):
+        asm.feed(b"\xff", False)
+
+
+def test_a_streamed_compressed_message_is_inflated_piece_by_piece() -> None:
+    asm = Assembler(deflate=ClientDeflate())
+    asm.stream_open()
+    body = deflated(b"hello " * 1000)
+    asm.start(BINARY, True, len(body))
+    out = [asm.feed(body[:50], False), asm.feed(body[50:], True)]
+    assert out[0] is not None
+    assert out[0].extra is CHUNK_MORE
+    assert out[1] is not None
+    assert out[1].extra is CHUNK_LAST
+    assert out[0].data + out[1].data == b"hello " * 1000
+
+
+@pytest.mark.parametrize("decode_text", [True, False])
+def test_stream_open_hands_over_an_open_text(decode_text: bool) -> None:
+    asm = Assembler(decode_text=decode_text)
+    asm.start(TEXT, False, 0)
+    asm.feed(b"ab", False)
+    assert asm.stream_open() == chunk(WSMsgType.TEXT, "ab" if decode_text else b"ab")
+    assert not asm.stream_next
+    assert asm.feed(b"c", True) == chunk(WSMsgType.TEXT, "c" if decode_text else b"c", True)
+
+
+def test_stream_open_hands_over_an_open_binary_in_parts_or_one_buffer() -> None:
+    asm = Assembler()
+    asm.start(BINARY, False, 0)
+    for _ in range(20):  # small pieces: they go into one buffer
+        asm.feed(b"x", False)
+    assert asm.stream_open() == chunk(WSMsgType.BINARY, b"x" * 20)
+    assert asm.feed(b"y", True) == chunk(WSMsgType.BINARY, b"y", True)
+    asm.start(BINARY, False, 0)
+    assert asm.stream_open() is None  # nothing yet: the first piece comes from feed()
+    assert asm.feed(b"z", True) == chunk(WSMsgType.BINARY, b"z", True)
+
+
+def test_stream_open_during_a_stream_left_early_streams_the_next_one() -> None:
+    asm = Assembler()
+    asm.stream_open()
+    asm.start(BINARY, False, 0)
+    assert asm.stream_open() is None  # the open message is streamed already
+    assert asm.stream_next
+    asm.feed(b"rest", True)
+    asm.start(TEXT, False, 0)
+    assert asm.feed(b"next", True) == chunk(WSMsgType.TEXT, "next", True)
+
+
+def test_stream_open_keeps_an_open_sink_and_streams_what_fills_it() -> None:
+    """A big frame already going into its sink: what it holds comes first, then each fill."""
+    asm = Assembler()
+    asm.start(BINARY, False, SINK_MIN * 2)
+    asm.feed(b"ab", False)  # an earlier frame of the message
+    asm.next_fragment(SINK_MIN)
+    assert asm.open_sink(SINK_MIN)
+    assert asm.fill(b"c" * 10, False) is None
+    assert asm.stream_open() == chunk(WSMsgType.BINARY, b"ab" + b"c" * 10)
+    assert asm.sinking
+    assert asm.fill(b"d" * 5, False) == chunk(WSMsgType.BINARY, b"d" * 5)
+    view = asm.sink_view()
+    assert view is not None
+    view[:] = b"e" * len(view)
+    assert asm.filled(len(view), False) == chunk(WSMsgType.BINARY, b"e" * (SINK_MIN - 15))
+    assert not asm.sinking  # the frame is done, the message goes on in pieces
+    assert not asm.open_sink(SINK_MIN)  # a streamed message gets no sink
+    assert asm.feed(b"f", True) == chunk(WSMsgType.BINARY, b"f", True)

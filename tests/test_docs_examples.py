@@ -213,7 +213,6 @@ SETUPS: Final = [
     Setup("docs/timeouts.rst", "with trio.fail_after(10)", given="def handle(msg): pass\n"),
     Setup("docs/timeouts.rst", "connect_timeout=10) as ws:", given="def handle(msg): pass\n"),
     Setup("docs/logging.rst", "logging.basicConfig(level=logging.INFO)", stderr=r"connected to"),
-    Setup("docs/howto/sending-in-pieces.rst", "send_stream", given="rows = ['1', '2']\n"),
     Setup(
         "docs/howto/proxies.rst",
         "proxy.corp:3128",

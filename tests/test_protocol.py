@@ -34,6 +34,7 @@ from trio_ws import InvalidArgument, WSClosedError, WSMessage, WSMsgType, WSProt
 from trio_ws._deflate import ClientDeflate
 from trio_ws._framing import check_close_code
 from trio_ws._protocol import DEFAULT_MAX_FRAGMENTS, ClientProtocol, WSState
+from trio_ws._types import CHUNK_LAST, CHUNK_MORE
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -1476,3 +1477,33 @@ def test_a_long_header_split_across_reads(cut: int) -> None:
     wire = frame(BINARY, b"z" * 70_000)
     assert client.receive_data(wire[:cut]) == []
     assert client.receive_data(wire[cut:]) == [binary(b"z" * 70_000)]
+
+
+def test_stream_message_streams_the_next_message_only() -> None:
+    """stream_message(): the next fragmented message comes in pieces; a message whole in one
+    read is the next one too (delivered whole) and uses the request up; unstream_message()
+    takes a request back."""
+    client, server = pair()
+    assert client.stream_message() is None
+    assert client.receive_data(server.send(TextMessage("whole"))) == [
+        WSMessage(WSMsgType.TEXT, "whole", None)
+    ]
+    assert client.receive_data(
+        server.send(TextMessage("a", message_finished=False))
+        + server.send(TextMessage("b", message_finished=True))
+    ) == [WSMessage(WSMsgType.TEXT, "ab", None)]
+    client.stream_message()
+    pieces = client.receive_data(
+        server.send(TextMessage("a", message_finished=False))
+        + server.send(TextMessage("b", message_finished=True))
+    )
+    assert pieces == [
+        WSMessage(WSMsgType.TEXT, "a", CHUNK_MORE),
+        WSMessage(WSMsgType.TEXT, "b", CHUNK_LAST),
+    ]
+    client.stream_message()
+    client.unstream_message()
+    assert client.receive_data(
+        server.send(BytesMessage(b"1", message_finished=False))
+        + server.send(BytesMessage(b"2", message_finished=True))
+    ) == [WSMessage(WSMsgType.BINARY, b"12", None)]

@@ -26,6 +26,7 @@ from ._protocol import WSState as WSState
 from ._reconnect import Backoff as Backoff
 from ._reconnect import is_retryable as is_retryable
 from ._reconnect import reconnecting as reconnecting
+from ._streaming import MessageStream as MessageStream
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT as DEFAULT_WS_CLIENT_TIMEOUT
 from ._types import BasicAuth as BasicAuth
 from ._types import ClientWSTimeout as ClientWSTimeout
@@ -44,6 +45,7 @@ __all__ = [
     "ConnectTimeoutError",
     "InvalidArgument",
     "InvalidURL",
+    "MessageStream",
     "ProxyTimeoutError",
     "ServerTimeoutError",
     "WSCloseCode",

@@ -37,6 +37,18 @@ The common case never comes here piece by piece: a whole message in one frame, a
 read buffer, is built by the parser straight from that buffer (inflated in one call if it is
 compressed), and a TEXT one is only checked by :meth:`Assembler.whole_text`.
 
+**Streaming.** While :attr:`Assembler.stream_next` is set, the next message to start is
+*streamed*: instead of one message at its end, every piece :meth:`Assembler.feed` gets comes
+out at once, inflated and (TEXT) decoded, as a :class:`~trio_ws._types.WSMessage` whose
+``extra`` is :data:`~trio_ws._types.CHUNK_MORE` (or :data:`~trio_ws._types.CHUNK_LAST` on the
+last). The incremental UTF-8 decoder keeps a character cut between frames for the next piece,
+so text pieces never split one. A message streamed from its start gets no sink and no buffer:
+nothing of it is held here. :meth:`Assembler.stream_open` streams the message already open,
+handing over what it has so far (a sink already open is kept, since the I/O layer may be
+reading into it, and what fills it comes out piece by piece). Limits apply as to any
+message. The parser's whole-message fast path clears :attr:`~Assembler.stream_next` itself
+(that message is the next one, delivered whole).
+
 A violation is raised as :class:`~trio_ws._framing.ProtocolViolation`. No I/O, no trio.
 """
 
@@ -55,7 +67,7 @@ from ._framing import (
     TEXT,
     ProtocolViolation,
 )
-from ._types import WSMessage, WSMsgType
+from ._types import CHUNK_LAST, CHUNK_MORE, WSMessage, WSMsgType
 
 __all__ = ["DEFAULT_MAX_FRAGMENTS", "Assembler"]
 
@@ -114,11 +126,13 @@ class Assembler:
         "_sink",
         "_sink_pos",
         "_size",
+        "_streamed",
         "_text",
         "_utf8",
         "decode_text",
         "max_msg_size",
         "opcode",
+        "stream_next",
     )
 
     def __init__(
@@ -154,6 +168,9 @@ class Assembler:
         # has arrived.
         self._sink: bytearray | None = None
         self._sink_pos = 0
+        #: Stream the next message that starts (see the module docstring).
+        self.stream_next = False
+        self._streamed = False  # the open message is streamed
 
     # ----------------------------------------------------------------------------------------
     # whole messages (one frame, all in the read buffer)
@@ -203,7 +220,12 @@ class Assembler:
         self.opcode = opcode
         self._compressed = compressed
         self._fragments = 1
-        if opcode == TEXT:
+        if self.stream_next:
+            self.stream_next = False
+            self._streamed = True
+            if opcode == TEXT:
+                self._utf8 = _Utf8Decoder()
+        elif opcode == TEXT:
             self._utf8 = _Utf8Decoder()
             if self.decode_text:
                 self._text = io.StringIO(newline="")
@@ -242,7 +264,7 @@ class Assembler:
         """A frame of the open message whose ``length``-byte payload spans reads begins.
         Returns ``True`` if its payload goes into a sink (then give it with :meth:`fill` or
         :meth:`filled`, never :meth:`feed`)."""
-        if self.opcode != BINARY or self._compressed or length < SINK_MIN:
+        if self.opcode != BINARY or self._compressed or length < SINK_MIN or self._streamed:
             return False
         self._sink = bytearray(length)
         self._sink_pos = 0
@@ -272,8 +294,15 @@ class Assembler:
         once the sink is full and ``end`` completes it."""
         sink = self._sink
         assert sink is not None
-        self._sink_pos += size
-        if self._sink_pos < len(sink):
+        start = self._sink_pos
+        pos = self._sink_pos = start + size
+        if self._streamed:
+            # A message streamed once its frame's sink was open (stream_open()).
+            done = pos >= len(sink)
+            if done:
+                self._sink = None
+            return self._chunk(memoryview(sink)[start:pos], end and done)
+        if pos < len(sink):
             return None
         self._sink = None
         return self.feed(sink, end)
@@ -293,6 +322,8 @@ class Assembler:
             data = deflate.inflate(data)
             if end:
                 data += deflate.end_message()
+        if self._streamed:
+            return self._chunk(data, end)
         if self.opcode == TEXT:
             assert self._utf8 is not None
             try:
@@ -332,8 +363,68 @@ class Assembler:
         self._end()
         return _tuple_new(WSMessage, (_BINARY_TYPE, value, None))
 
+    def _chunk(self, data: bytes | bytearray | memoryview, end: bool) -> WSMessage | None:
+        """A piece of a streamed message, as it goes to the receive queue (``None`` for an
+        empty piece that is not the last)."""
+        chunk: str | bytes
+        if self.opcode == TEXT:
+            assert self._utf8 is not None
+            try:
+                text = self._utf8.decode(data, end)
+            except UnicodeDecodeError as exc:
+                raise _not_utf8("a TEXT message", exc) from None
+            chunk = text if self.decode_text else bytes(data)
+            kind = _TEXT_TYPE
+        else:
+            chunk = bytes(data)
+            kind = _BINARY_TYPE
+        if end:
+            self._end()
+            return _tuple_new(WSMessage, (kind, chunk, CHUNK_LAST))
+        if not chunk:
+            return None
+        return _tuple_new(WSMessage, (kind, chunk, CHUNK_MORE))
+
+    def stream_open(self) -> WSMessage | None:
+        """Stream the message that is open, if any and not streamed yet: what it holds so far
+        comes out as its first piece (``None`` if nothing yet). Without an open message, the
+        next one will be streamed (:attr:`stream_next`)."""
+        if not self.opcode:
+            self.stream_next = True
+            return None
+        if self._streamed:
+            # A stream left early is still arriving: the one after it is the next.
+            self.stream_next = True
+            return None
+        self._streamed = True
+        chunk: str | bytes
+        if self._text is not None:
+            chunk = self._text.getvalue()
+            kind = _TEXT_TYPE
+        elif self.opcode == TEXT:
+            assert self._bytes is not None
+            chunk = bytes(self._bytes)
+            kind = _TEXT_TYPE
+        else:
+            parts: list[bytes | bytearray | memoryview] = list(self._parts or ())
+            if self._bytes is not None:
+                parts.append(self._bytes)
+            if self._sink is not None:
+                # The reader may be reading into it: the sink stays, and what fills it from
+                # now on comes out piece by piece (filled()).
+                parts.append(memoryview(self._sink)[: self._sink_pos])
+            chunk = b"".join(parts)
+            kind = _BINARY_TYPE
+        self._text = None
+        self._bytes = None
+        self._parts = None
+        if not chunk:
+            return None
+        return _tuple_new(WSMessage, (kind, chunk, CHUNK_MORE))
+
     def _end(self) -> None:
         self.opcode = 0
+        self._streamed = False
         self._compressed = False
         self._bytes = None
         self._parts = None

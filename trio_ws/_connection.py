@@ -109,6 +109,7 @@ class ClientWebSocket(Observed, Streaming):
         "_nursery",
         "_reader_done",
         "_reader_scope",
+        "_rx",
         "_stream",
         "_timeout",
         "_transport_closed",
@@ -150,6 +151,7 @@ class ClientWebSocket(Observed, Streaming):
             else None
         )
         self._reader_done = False
+        self._rx = None  # made by receive_stream()
         self._transport_closed = False
         self._changed: trio.Event | None = None  # made only when close() must wait
         # When the close frame of a deferred protocol violation goes out at the latest.
@@ -183,11 +185,14 @@ class ClientWebSocket(Observed, Streaming):
 
         Raises:
             WSTimeoutError: nothing arrived in time. The connection stays usable.
-            RuntimeError: another task is already waiting in :meth:`receive`.
+            RuntimeError: another task is already waiting in :meth:`receive`, or a
+                :meth:`receive_stream` block is open.
 
         Cancellation: a cancelled receive takes no message; nothing is lost.
         """
-        return await self._inbox.get(timeout if timeout is not None else self._timeout.ws_receive)
+        limit = timeout if timeout is not None else self._timeout.ws_receive
+        rx = self._rx  # not None once receive_stream() was used
+        return await (self._inbox.get(limit) if rx is None else rx.get(self._inbox, limit))
 
     async def receive_str(self, *, timeout: float | None = None) -> str:
         """Receive a TEXT message and return its data.
@@ -195,7 +200,9 @@ class ClientWebSocket(Observed, Streaming):
         Raises:
             WSMessageTypeError: the next message is not TEXT; it is in the exception's ``msg``.
         """
-        msg = await self._inbox.get(timeout if timeout is not None else self._timeout.ws_receive)
+        limit = timeout if timeout is not None else self._timeout.ws_receive
+        rx = self._rx  # not None once receive_stream() was used
+        msg = await (self._inbox.get(limit) if rx is None else rx.get(self._inbox, limit))
         if msg.type is not _TEXT:
             raise WSMessageTypeError(f"received {msg.type.name} {msg.data!r}, not TEXT", msg)
         return msg.data  # type: ignore[no-any-return]
@@ -206,7 +213,9 @@ class ClientWebSocket(Observed, Streaming):
         Raises:
             WSMessageTypeError: the next message is not BINARY; it is in the exception's ``msg``.
         """
-        msg = await self._inbox.get(timeout if timeout is not None else self._timeout.ws_receive)
+        limit = timeout if timeout is not None else self._timeout.ws_receive
+        rx = self._rx  # not None once receive_stream() was used
+        msg = await (self._inbox.get(limit) if rx is None else rx.get(self._inbox, limit))
         if msg.type is not _BINARY:
             raise WSMessageTypeError(f"received {msg.type.name} {msg.data!r}, not BINARY", msg)
         return msg.data  # type: ignore[no-any-return]
@@ -221,7 +230,9 @@ class ClientWebSocket(Observed, Streaming):
             WSDecodeError: ``loads`` raised a ``ValueError`` (invalid JSON); the message is in
                 the exception's ``msg`` and the original error is its ``__cause__``.
         """
-        msg = await self._inbox.get(timeout if timeout is not None else self._timeout.ws_receive)
+        limit = timeout if timeout is not None else self._timeout.ws_receive
+        rx = self._rx  # not None once receive_stream() was used
+        msg = await (self._inbox.get(limit) if rx is None else rx.get(self._inbox, limit))
         if msg.type is not _TEXT:
             raise WSMessageTypeError(f"received {msg.type.name} {msg.data!r}, not TEXT", msg)
         try:
@@ -233,7 +244,9 @@ class ClientWebSocket(Observed, Streaming):
         return self
 
     async def __anext__(self) -> WSMessage:
-        msg = await self._inbox.get(self._timeout.ws_receive)
+        limit = self._timeout.ws_receive
+        rx = self._rx  # not None once receive_stream() was used
+        msg = await (self._inbox.get(limit) if rx is None else rx.get(self._inbox, limit))
         if msg.type in _END_TYPES:
             raise StopAsyncIteration
         return msg
@@ -245,7 +258,7 @@ class ClientWebSocket(Observed, Streaming):
         """Send a TEXT message.
 
         Returns once the message is queued whole: written to the socket, or waiting to be
-        written by the connection's writer (see docs/behaviour.rst). It waits only while
+        written by the connection's writer (see :doc:`/behaviour`). It waits only while
         64 KiB or more are queued and not yet written (backpressure).
 
         Args:

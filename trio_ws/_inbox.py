@@ -45,6 +45,7 @@ import trio
 
 from ._errors import WSTimeoutError
 from ._types import (
+    CHUNK_MORE,
     DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_QUEUE_BYTES,
     WS_CLOSED_MESSAGE,
@@ -161,7 +162,8 @@ class Inbox:
             for msg in msgs:
                 if msg.type in _DATA_TYPES:
                     size += len(msg.data)
-                    count += 1
+                    if msg.extra is not CHUNK_MORE:  # a streamed message counts once
+                        count += 1
                 queue.append(msg)
             self._bytes += size
             self.payload_in += size

@@ -14,41 +14,33 @@ handshake, with everything a caller needs on top of it:
   as soon as an invalid byte arrives, permessage-deflate through
   :class:`~trio_ws._deflate.ClientDeflate`, whose inflate never produces more than
   ``max_msg_size`` allows, and the size and fragment limits;
-* the decisions of aiohttp's client: pings answered (autoping), the server's close frame
-  echoed (autoclose), PING/PONG delivered only without autoping;
-* the close: which code ends up as the connection's close code and what happens after a
-  protocol failure (the rules of which codes may be sent are in :mod:`trio_ws._framing`).
+* aiohttp's decisions: pings answered (autoping), the server's close frame echoed
+  (autoclose), PING/PONG delivered only without autoping; the close code after a close or a
+  failure (which codes may be sent: :mod:`trio_ws._framing`).
 
 The rooms: :mod:`trio_ws._framing` (the rules of one frame), :mod:`trio_ws._assembler` (the
 message being reassembled), :mod:`trio_ws._outbox` (our frames, built, masked, compressed,
 handed over), and this module: the parser driving the first two, the connection's state, and
 the ``send_*`` methods that check it before they feed the outbox.
 
-It never does I/O and never imports trio. The I/O layer feeds it what it reads
-(:meth:`receive_data`, :meth:`receive_eof`), gets finished :class:`WSMessage` objects back, and
-writes :meth:`data_to_send` (or ``outbox.take_pieces()``) to the transport. Every frame, from any
-method, goes into the one :class:`~trio_ws._outbox.Outbox` in the order the methods were
-called, so the wire order is the call order.
+No I/O, no trio. The I/O layer feeds it what it reads (:meth:`receive_data`,
+:meth:`receive_eof`), gets :class:`WSMessage` objects back (or the pieces of one it asked to
+stream: :meth:`stream_message`), and writes what the one :class:`~trio_ws._outbox.Outbox`
+holds: data and close frames in call order, pings and pongs ahead of them. Why not wsproto's
+framing: see ``docs/internals.rst``.
 
-Why not wsproto's framing: see ``docs/internals.rst``.
+The parser has two states. *Between frames* it reads a header; a whole message in one frame,
+all in the buffer (the common case), is built straight from the buffer without a call into
+another object. Otherwise the header goes through :func:`~trio_ws._framing.check_header`
+and the assembler, which gets a payload all in the buffer in one piece; only a frame that
+goes on in the next read is *streamed*, piece by piece (a big BINARY frame into a sink the
+I/O layer may read into: :meth:`ClientProtocol.receive_buffer`). Bytes of an incomplete
+header (at most 13) wait for the next read.
 
-The parser has two states. *Between frames* it reads a header; if the whole frame is in the
-buffer and it is a complete, uncompressed message (the common case) the message is built
-straight from the buffer, without a call per frame into another object (a TEXT payload is
-only UTF-8-checked by :meth:`~trio_ws._assembler.Assembler.whole_text`). Otherwise the
-header goes through :func:`~trio_ws._framing.check_header` and the assembler; a frame whose
-payload is all in the buffer (a fragment, a control frame) is handed over in one piece, and
-only a frame that goes on in the next read is *streamed*: each piece that arrives is handed
-to the assembler (a big BINARY frame into its sink, which the I/O layer may read into
-directly: :meth:`ClientProtocol.receive_buffer`). Bytes of an incomplete header (at most 13)
-wait for the next read.
-
-**The one lifecycle.** Everything that says where the connection is lives here, in
-:attr:`ClientProtocol.state` with :attr:`~ClientProtocol.close_code`,
-:attr:`~ClientProtocol.close_reason` and :attr:`~ClientProtocol.failure`; the I/O layer asks
-and never keeps a copy. The I/O layer reports what only it can see through
-:meth:`~ClientProtocol.receive_eof` (the transport ended) and :meth:`~ClientProtocol.fail`
-(the transport broke, the heartbeat or the closing handshake timed out)::
+**The one lifecycle** lives here: :attr:`ClientProtocol.state`, ``close_code``,
+``close_reason`` and ``failure``; the I/O layer asks and keeps no copy, and reports what only
+it sees: :meth:`~ClientProtocol.receive_eof` (the transport ended) and
+:meth:`~ClientProtocol.fail` (it broke, the heartbeat or the closing handshake timed out)::
 
     OPEN ──send_close()─────────────────────► CLOSING ──server close frame──► CLOSED
       │                                                                          ▲
@@ -106,7 +98,7 @@ _tuple_new: Final = tuple.__new__
 
 class WSState(enum.Enum):
     """Where a connection is in its lifecycle (``ClientWebSocket.state``; the moves between
-    the states are drawn in ``docs/internals.rst``)."""
+    the states are drawn in :doc:`/internals`)."""
 
     #: Both directions are open.
     OPEN = "open"
@@ -134,20 +126,18 @@ class ClientProtocol:
     Args:
         deflate: the permessage-deflate the opening handshake negotiated, if any (it is
             given ``max_msg_size``).
-        max_msg_size: the largest message accepted, in bytes after decompression; 0 = no limit.
-            A bigger message fails the connection with close code 1009, as soon as a frame
-            header announces it (uncompressed) or inflating it passes the limit (compressed).
-        max_fragments: the most frames one message may have (control frames between them are
-            not counted); 0 = no limit. More fail the connection with close code 1009.
+        max_msg_size: the largest message accepted, after decompression (0 = no limit); a
+            bigger one fails with 1009 once a header announces it or the inflate passes it.
+        max_fragments: frames per message, control frames not counted (0 = no limit); more
+            fail with 1009.
         autoping: answer pings with pongs and swallow pongs, instead of delivering them.
         autoclose: answer the server's close frame at once.
         decode_text: deliver TEXT data as ``str`` (else as UTF-8 ``bytes``).
-        defer_failure_close: after a violation, queue our close frame only when the I/O layer
-            calls :meth:`commit_failure` (it does so once the application has seen the
-            messages that arrived before the violation, which it may still answer); sending
-            stays possible until then.
-        mask_source: ``mask_source(4)`` gives the mask key of each frame we send; the default,
-            ``os.urandom``, is the CSPRNG RFC 6455 §10.3 asks for. Tests inject fixed keys.
+        defer_failure_close: after a violation, queue our close frame only at
+            :meth:`commit_failure` (the I/O layer calls it once the application has seen the
+            messages before the violation, which it may still answer).
+        mask_source: ``mask_source(4)`` gives each frame's mask key: ``os.urandom`` (RFC 6455
+            §10.3's CSPRNG) unless a test injects keys.
         max_frame_size: a message with more payload bytes than this (after compression)
             goes out in frames of at most this size; 0 = every message in one frame.
 
@@ -204,8 +194,8 @@ class ClientProtocol:
         self._autoping = autoping
         self._autoclose = autoclose
         self._defer_failure_close = defer_failure_close
-        #: Our frames wait here, in call order (the send methods below check the state, then
-        #: feed it); the I/O layer reads its ``size`` and counters and takes from it.
+        #: Our frames wait here (the send methods check the state, then feed it); the I/O
+        #: layer reads its ``size`` and counters and takes from it.
         self.outbox = Outbox(mask_source, deflate, max_frame_size)
 
         # Parser state. _head: the bytes of an incomplete frame header. _frame_left: payload
@@ -325,6 +315,8 @@ class ClientProtocol:
         deflate = self._deflate
         trace = self.trace
         frames = self.frames_in
+        # Only the I/O layer sets it, never during a parse: a local suffices.
+        stream_next = asm.stream_next
         try:
             while pos < n:
                 if self._frame_left:
@@ -379,9 +371,8 @@ class ClientProtocol:
                 opcode = b0 & 0x0F
                 fin = b0 & 0x80
                 end = start + length
-                # A final TEXT or BINARY frame outside a fragmented message is a whole message; its
-                # header needs no rule but RSV (an RSV1 without deflate goes the long way, and
-                # fails there).
+                # A final TEXT or BINARY frame outside a fragmented message is a whole message;
+                # its header needs no rule but RSV (RSV1 without deflate fails the long way).
                 if fin and 0 < opcode < 3 and asm.opcode == 0:
                     rsv = b0 & 0x70
                     if rsv == 0 and max_msg_size and length > max_msg_size:
@@ -403,6 +394,8 @@ class ClientProtocol:
                                 out.append(asm.whole_text(data))  # raises the violation (1007)
                         else:
                             out.append(asm.whole_text(data))
+                        if stream_next:
+                            asm.stream_next = stream_next = False  # this one was the next
                         continue
                 if trace is not None:
                     preview = buf[start : min(end, n, start + PREVIEW)]
@@ -441,9 +434,17 @@ class ClientProtocol:
         finally:
             self.frames_in = frames
 
+    def stream_message(self) -> WSMessage | None:
+        """Deliver the next message in pieces: see ``Assembler.stream_open``."""
+        return self._assembler.stream_open()
+
+    def unstream_message(self) -> None:
+        """Take back :meth:`stream_message` if the message has not started yet."""
+        self._assembler.stream_next = False
+
     def receive_buffer(self) -> memoryview | None:
-        """Where the next read may go directly (the rest of a big frame: see :meth:`received_into`
-        and :mod:`trio_ws._assembler`); ``None``: read as usual, :meth:`receive_data`."""
+        """Where the next read may go directly (the rest of a big frame, see the assembler;
+        then :meth:`received_into`); ``None``: read as usual, :meth:`receive_data`."""
         return self._assembler.sink_view()
 
     def received_into(self, size: int) -> list[WSMessage]:

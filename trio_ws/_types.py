@@ -95,6 +95,12 @@ class WSMessage(NamedTuple):
             raise WSDecodeError(f"a message that is not valid JSON: {exc}", self) from exc
 
 
+#: The ``extra`` of a piece of a streamed message (``ClientWebSocket.receive_stream``) in the
+#: receive queue: more pieces follow, or this is the last. A whole TEXT or BINARY message has
+#: ``None`` there; these never reach the application.
+CHUNK_MORE: Final = "more"
+CHUNK_LAST: Final = "last"
+
 WS_CLOSED_MESSAGE: Final = WSMessage(WSMsgType.CLOSED, None, None)
 WS_CLOSING_MESSAGE: Final = WSMessage(WSMsgType.CLOSING, None, None)
 
