@@ -135,6 +135,7 @@ def test_defaults() -> None:
         "max_queue_bytes": 1024 * 1024,
         "write_limit": 64 * 1024,
         "max_frame_size": 64 * 1024,
+        "http2": False,
         "logger": None,
     }
 

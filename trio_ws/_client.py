@@ -52,9 +52,13 @@ from ._errors import (
     WSServerHandshakeError,
     WSTLSError,
 )
-from ._handshake import ClientHandshake, Negotiated
+from ._h2connect import dial
+from ._h2connect import handshake as h2_handshake
+from ._h2handshake import H2Handshake
+from ._h2session import H2Session
+from ._handshake import ClientHandshake, HandshakeResult, Negotiated
 from ._monitor import LOGGER, format_id, log_extra, new_serial
-from ._observed import log_handshake, log_opened
+from ._observed import Logger, log_handshake, log_opened
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
 from ._proxy import proxy_for
@@ -182,6 +186,27 @@ def _new_handshake(options: ConnectOptions, first: Target, target: Target) -> Cl
     )
 
 
+def _new_h2_handshake(options: ConnectOptions, first: Target, target: Target) -> H2Handshake:
+    auth, headers = _credentials(options, first, target)
+    return H2Handshake(
+        target,
+        protocols=options.protocols,
+        headers=headers,
+        origin=options.origin,
+        auth=auth,
+        compress=options.compress,
+        client_notakeover=options.client_notakeover,
+        user_agent=options.user_agent,
+    )
+
+
+def _h2_request_text(hs: H2Handshake) -> bytes:
+    """The extended CONNECT as text lines, for the debug log (which redacts credentials)."""
+    lines = [f"CONNECT {hs.target.resource} HTTP/2 (:protocol websocket)"]
+    lines += [f"{k.decode('ascii')}: {v.decode('ascii')}" for k, v in hs.request_headers()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
 async def _connect(
     nursery: trio.Nursery, url: str, stream: trio.abc.Stream | None, options: ConnectOptions
 ) -> ClientWebSocket:
@@ -189,6 +214,8 @@ async def _connect(
     # checked when they were built; here the stream, the URL and the handshake's HTTP rules.
     if stream is not None and not isinstance(stream, trio.abc.Stream):
         raise InvalidArgument(f"stream must be a trio.abc.Stream or None, not {stream!r}")
+    if stream is not None and options.http2:
+        raise InvalidArgument("http2 needs trio_ws to open the connection: not with stream=")
     first = target = parse_url(url, options.params)
     if options.unix_socket is not None:
         first = target = attrs.evolve(target, unix_path=options.unix_socket)
@@ -197,17 +224,28 @@ async def _connect(
     serial = new_serial()
     ws_id = format_id(serial)
     started = trio.current_time()
-    hs = _new_handshake(options, first, target)
+    hs: ClientHandshake | H2Handshake = _new_handshake(options, first, target)
     connect_timeout = options.connect_timeout
     deadline = trio.current_time() + connect_timeout if connect_timeout is not None else math.inf
     chain: list[str] = []
     progress = Progress()
     opened: trio.abc.Stream | None = None
+    session: H2Session | None = None
     try:
         with trio.move_on_at(deadline) as scope:
             while True:
                 opened = stream
-                if opened is None:
+                if opened is None and options.http2 and not chain:
+                    dialed = await dial(nursery, target, options, progress, single=True)
+                    if isinstance(dialed, H2Session):
+                        session = dialed
+                        hs = _new_h2_handshake(options, first, target)
+                        opened, _ = await h2_handshake(session, hs)
+                        request = _h2_request_text(hs)
+                        log_handshake(log, ws_id, target.url, request, *hs.response_head())
+                        break
+                    opened = dialed
+                elif opened is None:
                     opened = await open_stream(
                         target,
                         ssl=options.ssl,
@@ -222,6 +260,7 @@ async def _connect(
                         user_agent=options.user_agent,
                         progress=progress,
                     )
+                assert isinstance(hs, ClientHandshake)
                 await _handshake(opened, hs, plain_wss)
                 log_handshake(log, ws_id, target.url, hs.request_bytes(), *hs.response_head())
                 if hs.redirect is None:
@@ -250,6 +289,8 @@ async def _connect(
     except BaseException as exc:
         if opened is not None:
             await trio.aclose_forcefully(opened)
+        if session is not None:
+            session.abort()
         if isinstance(exc, WSError) and log.isEnabledFor(logging.WARNING):
             log.warning(
                 "[%s] connecting to %s failed: %s",
@@ -262,6 +303,20 @@ async def _connect(
     assert opened is not None
     if opened is not stream and options.max_frame_size:
         limit_unsent(opened, options.max_frame_size)
+    return start_ws(nursery, opened, result, options, target, log, serial, started)
+
+
+def start_ws(
+    nursery: trio.Nursery,
+    opened: trio.abc.Stream,
+    result: HandshakeResult,
+    options: ConnectOptions,
+    target: Target,
+    log: Logger,
+    serial: int,
+    started: float,
+) -> ClientWebSocket:
+    """The connection over ``opened`` after a successful handshake, its tasks started."""
     deflate = result.deflate
     negotiated = Negotiated(
         subprotocol=result.subprotocol,
@@ -293,7 +348,7 @@ async def _connect(
         queue_limits=_queue_limits(options.max_queue, options.max_queue_bytes),
         write_limit=options.write_limit,
     )
-    log_opened(log, ws_id, negotiated, negotiated.opened_at - started)
+    log_opened(log, format_id(serial), negotiated, negotiated.opened_at - started)
     ws._start(result.trailing_data)
     return ws
 

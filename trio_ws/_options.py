@@ -40,7 +40,7 @@ import logging
 import os
 import ssl as _ssl
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, TypedDict, TypeGuard, final
+from typing import Any, Final, Literal, TypedDict, TypeGuard, final
 
 import attrs
 
@@ -162,6 +162,11 @@ def _check_ssl(_: object, attribute: "attrs.Attribute[Any]", value: object) -> N
     # Also refused for ws:// URLs, where it is unused: a wrong value is a mistake either way.
     if not isinstance(value, (bool, _ssl.SSLContext)):
         raise InvalidArgument(f"ssl must be True, False or an ssl.SSLContext, not {value!r}")
+
+
+def _check_http2(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
+    if value is not True and value is not False and value != "require":
+        raise InvalidArgument(f"http2 must be True, False or 'require', not {value!r}")
 
 
 def _check_timeout(_: object, attribute: "attrs.Attribute[Any]", value: object) -> None:
@@ -322,6 +327,13 @@ class ConnectOptions:
             one frame; over TCP, the kernel then also holds only about this much unsent data
             (``TCP_NOTSENT_LOWAT`` where the system has it). 0 sends every message in one
             frame and leaves the socket as it is.
+        http2: ``True`` runs the WebSocket over HTTP/2 (RFC 8441) where the server offers it:
+            ALPN offers ``h2`` and ``http/1.1`` for ``wss://``, and ``ws://`` starts with the
+            HTTP/2 preface (h2c with prior knowledge); a server that answers HTTP/1.1, or
+            speaks HTTP/2 without ``SETTINGS_ENABLE_CONNECT_PROTOCOL=1``, gets an ordinary
+            HTTP/1.1 upgrade instead. ``"require"`` refuses that fallback with a
+            :exc:`WSServerHandshakeError`. ``False`` (the default) uses HTTP/1.1. Redirects
+            are not followed over HTTP/2. See :doc:`howto/http2`.
         logger: where the connection's log records go (a ``logging.Logger`` or
             ``LoggerAdapter``); ``None`` uses ``logging.getLogger("trio_ws.client")``. See
             :doc:`logging`.
@@ -358,6 +370,7 @@ class ConnectOptions:
     max_queue_bytes: int = attrs.field(default=DEFAULT_MAX_QUEUE_BYTES, validator=_at_least_one)
     write_limit: int = attrs.field(default=DEFAULT_WRITE_LIMIT, validator=_at_least_one)
     max_frame_size: int = attrs.field(default=DEFAULT_MAX_FRAME_SIZE, validator=_limit)
+    http2: bool | Literal["require"] = attrs.field(default=False, validator=_check_http2)
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = attrs.field(
         default=None, validator=_check_logger
     )
@@ -407,6 +420,7 @@ class WSOptions(TypedDict, total=False):
     max_queue_bytes: int
     write_limit: int
     max_frame_size: int
+    http2: bool | Literal["require"]
     logger: logging.Logger | logging.LoggerAdapter[Any] | None
 
 

@@ -11,12 +11,15 @@ import errno
 import ipaddress
 import os
 import ssl as _ssl
+import weakref
+from collections.abc import Sequence
 from typing import Any, Final
 
 import attrs
 import trio
 
 from ._errors import InvalidArgument, WSConnectionError, WSProxyError, WSTLSError
+from ._h2session import H2Stream
 from ._proxy import HttpTunnel, Proxy, SocksTunnel
 from ._url import Target
 
@@ -37,6 +40,9 @@ __all__ = [
 _PROXY_READ: Final = 4096
 #: Writing to a socket's file descriptor needs ``os.write`` on sockets (not Windows).
 _CAN_WRITE_NOW: Final = os.name == "posix"
+
+#: ``read(2)`` reads a socket's descriptor everywhere but on Windows.
+_READ_FD: Final = os.name == "posix"
 
 
 def ssl_context(ssl: bool | _ssl.SSLContext) -> _ssl.SSLContext:
@@ -61,9 +67,11 @@ async def open_stream(
     proxy: Proxy | None = None,
     user_agent: str | None = None,
     progress: Progress | None = None,
+    alpn: Sequence[str] | None = None,
 ) -> trio.abc.Stream:
     """Connect to ``target``: TCP (or its Unix socket, or a tunnel through ``proxy``), plus
-    TLS if ``target.secure``.
+    TLS if ``target.secure``, offering the ``alpn`` protocols (``("h2", "http/1.1")`` when
+    HTTP/2 is asked for).
 
     Cancellation closes whatever was opened and propagates.
 
@@ -98,7 +106,7 @@ async def open_stream(
         where = f"{target.host}:{target.port}"
     if ctx is None:
         return raw
-    return await start_tls(raw, ctx, server_hostname or target.host, where)
+    return await start_tls(raw, ctx, server_hostname or target.host, where, alpn=alpn)
 
 
 @attrs.define
@@ -182,15 +190,35 @@ async def _resolve(target: Target, proxy: Proxy) -> str:
     return str(infos[0][4][0])
 
 
+#: The contexts whose ALPN protocols trio_ws set (see start_tls).
+_ALPN_SET: Final[weakref.WeakSet[_ssl.SSLContext]] = weakref.WeakSet()
+
+
 async def start_tls(
-    stream: trio.abc.Stream, ctx: _ssl.SSLContext, server_hostname: str, where: str
+    stream: trio.abc.Stream,
+    ctx: _ssl.SSLContext,
+    server_hostname: str,
+    where: str,
+    *,
+    alpn: Sequence[str] | None = None,
 ) -> trio.SSLStream[trio.abc.Stream]:
-    """TLS over ``stream`` (closed if this fails), handshake done.
+    """TLS over ``stream`` (closed if this fails), handshake done, offering ``alpn``.
+
+    ALPN is a property of the context, which may be the caller's ``ssl=`` context: it is set
+    just before the connection is made from it (OpenSSL copies it into the connection then, so
+    concurrent connections do not see each other's), and a context whose ALPN trio_ws once set
+    offers only ``http/1.1`` to connections that ask for nothing (a WebSocket over HTTP/1.1 or
+    a proxy's CONNECT), never a stale ``h2``.
 
     Raises:
         WSTLSError: the handshake failed; the message says why in words where OpenSSL's
             reason is cryptic (a server that does not speak TLS, a missing certificate).
     """
+    if alpn is not None:
+        ctx.set_alpn_protocols(list(alpn))
+        _ALPN_SET.add(ctx)
+    elif ctx in _ALPN_SET:
+        ctx.set_alpn_protocols(["http/1.1"])
     # https_compatible: the WebSocket close handshake, not TLS close_notify, ends a session.
     tls = trio.SSLStream(stream, ctx, server_hostname=server_hostname, https_compatible=True)
     try:
@@ -312,6 +340,34 @@ async def receive_into(sock: trio.socket.SocketType, view: memoryview) -> int:
         raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
 
+def readable_socket(stream: trio.abc.Stream) -> trio.socket.SocketType | None:
+    """The socket of a plain TCP stream if :func:`read_now` can read it (where ``read(2)``
+    works on a socket's descriptor: not on Windows); ``None`` otherwise."""
+    return stream.socket if _READ_FD and isinstance(stream, trio.SocketStream) else None
+
+
+def read_now(sock: trio.socket.SocketType, max_bytes: int) -> bytes | None:
+    """What ``sock`` has to read now (``b""`` at EOF), ``None`` if nothing yet; no waiting.
+
+    With ``trio.lowlevel.wait_readable`` around it, this is ``SocketStream.receive_some``
+    without its three coroutine frames, which every idle connection would carry while it
+    waits. The descriptor is asked of the socket at each call: once closed it is -1, never a
+    number another socket may have been given since.
+
+    Raises:
+        trio.BrokenResourceError: the socket failed (as ``SocketStream.receive_some``).
+        trio.ClosedResourceError: the socket was closed.
+    """
+    try:
+        return os.read(sock.fileno(), max_bytes)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.EBADF:
+            raise trio.ClosedResourceError("the socket was closed") from None
+        raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+
 async def close_now(stream: trio.abc.Stream) -> None:
     """Close ``stream`` forcefully. A plain TCP socket is closed at once (closing it never
     blocks); other streams go through ``trio.aclose_forcefully``."""
@@ -323,7 +379,14 @@ async def close_now(stream: trio.abc.Stream) -> None:
 
 def extra_info(stream: trio.abc.Stream, name: str, default: Any = None) -> Any:
     """Transport details by name: ``peername``, ``sockname``, ``socket``, ``ssl_object``,
-    ``peercert``, ``cipher``; ``default`` when the stream has no such thing."""
+    ``peercert``, ``cipher`` (of the connection an HTTP/2 stream runs on), ``http_version``
+    (``"1.1"`` or ``"2"``); ``default`` when the stream has no such thing."""
+    if isinstance(stream, H2Stream):
+        if name == "http_version":
+            return "2"
+        stream = stream.session.stream  # the connection the HTTP/2 stream runs on
+    elif name == "http_version":
+        return "1.1"
     tls = stream if isinstance(stream, trio.SSLStream) else None
     base = tls.transport_stream if tls is not None else stream
     sock = base.socket if isinstance(base, trio.SocketStream) else None

@@ -1,0 +1,583 @@
+"""One HTTP/2 connection carrying WebSockets (RFC 8441): the session and its stream adapter.
+
+Theory of operation
+-------------------
+
+An :class:`H2Session` owns one byte stream (TCP, or TLS where ALPN chose ``h2``), one
+``h2.connection.H2Connection`` (python-hyper's sans-I/O HTTP/2: frames, HPACK, flow-control
+bookkeeping; we write no framing of our own) and two tasks, run by :meth:`H2Session.run`:
+
+* **the reader**, the only caller of ``receive_some`` on the socket: it feeds h2 and hands
+  each event to its stream (headers, DATA, END_STREAM, RST_STREAM), or to the session
+  (SETTINGS, WINDOW_UPDATE, GOAWAY);
+* **the writer**, the only caller of ``send_all`` on the socket: it sends what h2 has queued
+  (``data_to_send()``) whenever anyone queued something. Everybody else only queues frames
+  into h2, synchronously, and wakes it: nothing but the writer ever waits on the socket, so a
+  cancelled WebSocket send can never cut a frame of the shared connection in half.
+
+Each WebSocket runs on one HTTP/2 stream, presented to the connection layer as a
+``trio.abc.Stream`` (:class:`H2Stream`), so :class:`~trio_ws.ClientWebSocket`, its reader and
+heartbeat tasks and the protocol core run on it unchanged:
+
+* ``send_all`` queues DATA within the stream's and the connection's send windows, waiting for
+  the server's WINDOW_UPDATE when they are spent, then waits while the writer's backlog is
+  above :data:`WRITE_HIGH` (backpressure from the socket);
+* ``receive_some`` takes buffered DATA. **Flow control per WebSocket**: the stream's window is
+  given back (WINDOW_UPDATE on the stream) only as the application consumes the data, so a
+  WebSocket whose application stops reading stops its server after :data:`STREAM_WINDOW` bytes;
+  the *connection's* window is given back as DATA arrives (what is buffered is already bounded
+  by the streams' windows), so one stalled WebSocket never stalls the others;
+* ``aclose`` ends the stream (END_STREAM) when the server has ended its side, as after a
+  close handshake, and resets it (RST_STREAM CANCEL) otherwise. It never waits.
+
+Failures: a stream reset by the server breaks that stream only (its ``receive_some`` and
+``send_all`` raise ``trio.BrokenResourceError``, so its WebSocket closes with 1006 and the
+cause); a GOAWAY with an error, a broken socket, an HTTP/2 protocol error or the session's
+end break every stream with the cause. A GOAWAY without error lets the streams it covers go
+on and refuses new ones. Opening a stream waits while ``SETTINGS_MAX_CONCURRENT_STREAMS``
+streams are open (the caller bounds it with its connect deadline).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Final, final
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import trio
+
+from ._closewatch import CloseWatch
+from ._errors import WSConnectionError
+
+__all__ = ["READ_SIZE", "STREAM_WINDOW", "WRITE_HIGH", "H2Session", "H2Stream"]
+
+#: Bytes asked of the socket per read.
+READ_SIZE: Final = 64 * 1024
+#: Our receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE): what the server may send one
+#: WebSocket ahead of its application.
+STREAM_WINDOW: Final = 256 * 1024
+#: Our receive window for the whole connection.
+CONNECTION_WINDOW: Final = 16 * 1024 * 1024
+#: Bytes queued for the socket above which a WebSocket's send waits for the writer.
+WRITE_HIGH: Final = 256 * 1024
+#: HTTP/2's default initial window (RFC 9113 §6.9.2).
+_DEFAULT_WINDOW: Final = 65535
+
+
+@final
+class H2Stream(trio.abc.Stream):
+    """One HTTP/2 stream as a ``trio.abc.Stream``: the transport of one WebSocket.
+
+    Made by :meth:`H2Session.open_stream`. See the module docstring for flow control and
+    failures.
+    """
+
+    def __init__(self, session: H2Session, stream_id: int) -> None:
+        #: The session (HTTP/2 connection) the stream belongs to.
+        self.session = session
+        self._session = session
+        self.stream_id = stream_id
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        #: The response's header block, once it arrived.
+        self.response: list[tuple[bytes, bytes]] | None = None
+        self._ended = False  # the server sent END_STREAM
+        self._broken: BaseException | None = None
+        self._closed = False
+        self._unacked = 0  # bytes consumed whose stream window was not given back yet
+        self._readable = trio.Event()
+        self._sending = False
+        # The close frames of both directions (see _closewatch: the end of the stream).
+        self._watch_in = CloseWatch()
+        self._watch_out = CloseWatch()
+        #: What runs on this stream (the WebSocket), for the session's close.
+        self.owner: object = None
+
+    # --- called by the session (reader task) -----------------------------------------------
+
+    def _wake(self) -> None:
+        self._readable.set()
+
+    def _headers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.response is None:
+            self.response = headers
+            self._wake()
+
+    def _data(self, data: bytes, flow_length: int) -> None:
+        watch = self._watch_in
+        if watch.closed:
+            return  # nothing may follow the server's close frame (RFC 6455 §5.5.1)
+        size = watch.feed(data)
+        if size < len(data):
+            data = data[:size]
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
+        # Padding counts against the window but is never consumed: give it back at once.
+        self._give_back(flow_length - len(data))
+        self._wake()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _break(self, exc: BaseException) -> None:
+        if self._broken is None:
+            self._broken = exc
+        self._wake()
+
+    # --- trio.abc.Stream -------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """The server ended its side of the stream."""
+        return self._ended
+
+    @property
+    def finished(self) -> bool:
+        """Both close frames have passed: the WebSocket is over, the stream may end."""
+        return self._watch_in.closed and self._watch_out.closed
+
+    def _raise_broken(self) -> None:
+        exc = self._broken
+        assert exc is not None
+        raise trio.BrokenResourceError(f"HTTP/2 stream {self.stream_id}: {exc}") from exc
+
+    async def wait_response(self) -> list[tuple[bytes, bytes]] | None:
+        """The response's header block; ``None`` if the stream ended without one.
+
+        Raises:
+            trio.BrokenResourceError: the stream was reset or the session failed first.
+        """
+        while self.response is None:
+            if self._broken is not None:
+                self._raise_broken()
+            if self._ended:
+                return None
+            self._readable = trio.Event()
+            await self._readable.wait()
+        await trio.lowlevel.checkpoint()
+        return self.response
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Buffered DATA of the stream (at most ``max_bytes``), ``b""`` after END_STREAM.
+
+        Raises:
+            trio.BrokenResourceError: the stream was reset or the session failed.
+            trio.ClosedResourceError: the stream was closed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        limit = max_bytes if max_bytes is not None else READ_SIZE
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("the HTTP/2 stream was closed")
+            if self._chunks:
+                data = self._take(limit)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return data
+            if self._broken is not None:
+                self._raise_broken()
+            if self._ended or self.finished:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return b""
+            self._readable = trio.Event()
+            await self._readable.wait()
+
+    def _take(self, limit: int) -> bytes:
+        chunks = self._chunks
+        first = chunks[0]
+        if len(first) > limit:
+            chunks[0] = first[limit:]
+            data = first[:limit]
+        else:
+            parts = [chunks.popleft()]
+            size = len(first)
+            while chunks and size + len(chunks[0]) <= limit:
+                size += len(chunks[0])
+                parts.append(chunks.popleft())
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._buffered -= len(data)
+        self._give_back(len(data))
+        return data
+
+    def _give_back(self, consumed: int) -> None:
+        """The application consumed ``consumed`` bytes: reopen the stream's window by them,
+        in batches of a quarter window (one WINDOW_UPDATE per batch, not per read)."""
+        self._unacked += consumed
+        if self._unacked >= STREAM_WINDOW // 4 and not self._ended and self._broken is None:
+            self._session._window_update(self.stream_id, self._unacked)
+            self._unacked = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data`` as DATA frames within the flow-control windows.
+
+        Waits for WINDOW_UPDATE while the windows are spent, and while the writer's backlog
+        is above :data:`WRITE_HIGH`. Cancelled while waiting, part of ``data`` may have been
+        queued (as with a socket).
+
+        Raises:
+            trio.BrokenResourceError: the stream was reset or the session failed.
+            trio.ClosedResourceError: the stream was closed.
+            trio.BusyResourceError: another task is in ``send_all``.
+        """
+        if self._sending:
+            raise trio.BusyResourceError("another task is sending on this HTTP/2 stream")
+        self._sending = True
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            session = self._session
+            view = memoryview(data).cast("B")
+            if not self._watch_out.closed:
+                self._watch_out.feed(view)
+                if self._watch_out.closed:
+                    self._wake()  # the reader may see the end now
+            while view:
+                self._check_sendable()
+                size = session._send_window(self.stream_id)
+                if size <= 0:
+                    await session._wait_changed()
+                    continue
+                session._send_data(self.stream_id, bytes(view[:size]))
+                view = view[size:]
+            await session._wait_drained()
+            self._check_sendable()
+        finally:
+            self._sending = False
+
+    def _check_sendable(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("the HTTP/2 stream was closed")
+        if self._broken is not None:
+            self._raise_broken()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """Return at once (a send waits inside ``send_all``)."""
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        """Close the stream without waiting: END_STREAM after the server's, else RST_STREAM."""
+        if not self._closed:
+            self._closed = True
+            self._session._closed_stream(self)
+            self._wake()
+        await trio.lowlevel.checkpoint()
+
+
+@final
+class H2Session:
+    """One HTTP/2 client connection and its WebSocket streams (see the module docstring).
+
+    Args:
+        stream: the connected byte stream (TLS with ALPN ``h2``, or TCP for h2c).
+        where: the server, for messages.
+        single: end the session (GOAWAY, close the socket) when its last stream closes (a
+            session made for one ``open_ws(url, http2=True)``).
+    """
+
+    def __init__(self, stream: trio.abc.Stream, *, where: str, single: bool = False) -> None:
+        self.stream = stream
+        self.where = where
+        self._single = single
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        conn = self._h2 = h2.connection.H2Connection(config=config)
+        conn.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            },
+        )
+        conn.initiate_connection()
+        conn.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
+        self._streams: dict[int, H2Stream] = {}
+        self._settings = trio.Event()
+        self._changed = trio.Event()
+        self._wakeup = trio.Event()
+        self._drained = trio.Event()
+        self._queued = 0  # bytes given to h2 since the writer last took its buffer
+        self._in_flight = 0  # bytes of the writer's current send_all
+        self._unacked = 0  # connection-level bytes received, window not yet given back
+        self._failure: BaseException | None = None
+        self._goaway = False
+        self._stopping = False
+        self._scope = trio.CancelScope()
+        self._done = trio.Event()
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the session ended, if it did."""
+        return self._failure
+
+    @property
+    def usable(self) -> bool:
+        """New streams may be opened."""
+        return self._failure is None and not self._goaway and not self._stopping
+
+    @property
+    def owners(self) -> list[object]:
+        """What runs on the open streams (their WebSockets)."""
+        return [s.owner for s in self._streams.values() if s.owner is not None]
+
+    # --- the tasks ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the reader and the writer until the session ends; then close the socket and
+        break the streams still open. Cancellation ends the session the same way."""
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._reader_task)
+                    nursery.start_soon(self._writer_task)
+        finally:
+            self._fail(WSConnectionError(f"the HTTP/2 session with {self.where} was closed"))
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
+            self._done.set()
+
+    async def _reader_task(self) -> None:
+        conn = self._h2
+        try:
+            while True:
+                data = await self.stream.receive_some(READ_SIZE)
+                if not data:
+                    self._fail(WSConnectionError(f"{self.where} closed the HTTP/2 connection"))
+                    return
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError as exc:
+                    # h2 queued a GOAWAY with the error's code; the writer may still send it.
+                    error = WSConnectionError(f"HTTP/2 protocol error from {self.where}: {exc}")
+                    error.__cause__ = exc
+                    self._stop_after(error)
+                    return
+                for event in events:
+                    self._event(event)
+                self._wake_writer()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            error = WSConnectionError(f"the HTTP/2 connection to {self.where} broke: {exc}")
+            error.__cause__ = exc
+            self._fail(error)
+
+    async def _writer_task(self) -> None:
+        conn = self._h2
+        try:
+            while True:
+                data = conn.data_to_send()
+                if data:
+                    self._in_flight = len(data)
+                    self._queued = 0
+                    await self.stream.send_all(data)
+                    self._in_flight = 0
+                    self._drained.set()
+                    self._drained = trio.Event()
+                    continue
+                if self._stopping:
+                    self._scope.cancel()  # everything is out: the reader may stop too
+                    return
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            error = WSConnectionError(f"the HTTP/2 connection to {self.where} broke: {exc}")
+            error.__cause__ = exc
+            self._fail(error)
+
+    def _event(self, event: h2.events.Event) -> None:
+        streams = self._streams
+        if isinstance(event, h2.events.DataReceived):
+            # The connection's window goes back at once: what is buffered is bounded by the
+            # streams' windows, and a stalled stream must not starve the others.
+            self._unacked += event.flow_controlled_length
+            if self._unacked >= CONNECTION_WINDOW // 4:
+                self._h2.increment_flow_control_window(self._unacked)
+                self._unacked = 0
+            stream = streams.get(event.stream_id)
+            if stream is not None:
+                stream._data(event.data, event.flow_controlled_length)
+        elif isinstance(event, h2.events.ResponseReceived):
+            stream = streams.get(event.stream_id)
+            if stream is not None:
+                stream._headers(event.headers)
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = streams.get(event.stream_id)
+            if stream is not None:
+                stream._end()
+        elif isinstance(event, h2.events.StreamReset):
+            stream = streams.pop(event.stream_id, None)
+            if stream is not None:
+                code = _code_name(event.error_code)
+                stream._break(WSConnectionError(f"the server reset the stream ({code})"))
+                self._notify()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._goaway_received(event)
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._settings.set()
+            self._notify()
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._notify()
+
+    def _goaway_received(self, event: h2.events.ConnectionTerminated) -> None:
+        self._goaway = True
+        code = _code_name(event.error_code)
+        extra = f": {event.additional_data[:200]!r}" if event.additional_data else ""
+        error = WSConnectionError(f"{self.where} sent GOAWAY ({code}){extra}")
+        if event.error_code:
+            self._fail(error)
+            return
+        # RFC 9113 §6.8: streams above last_stream_id were not and will not be processed.
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        for stream_id in [s for s in self._streams if s > last]:
+            self._streams.pop(stream_id)._break(error)
+        self._settings.set()  # an opener waiting for SETTINGS learns of it
+        self._notify()
+        if not self._streams:
+            self._stop_after(error)
+
+    # --- used by the streams and the opener ----------------------------------------------------
+
+    def _wake_writer(self) -> None:
+        self._wakeup.set()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _wait_changed(self) -> None:
+        await self._changed.wait()
+
+    async def _wait_drained(self) -> None:
+        while self._failure is None and self._queued + self._in_flight > WRITE_HIGH:
+            await self._drained.wait()
+        await trio.lowlevel.checkpoint()
+
+    def _send_window(self, stream_id: int) -> int:
+        conn = self._h2
+        return min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+
+    def _send_data(self, stream_id: int, data: bytes) -> None:
+        self._h2.send_data(stream_id, data)
+        self._queued += len(data)
+        self._wake_writer()
+
+    def _window_update(self, stream_id: int, size: int) -> None:
+        try:
+            self._h2.increment_flow_control_window(size, stream_id=stream_id)
+        except h2.exceptions.StreamClosedError:
+            return  # the stream ended meanwhile: no window to give back
+        self._wake_writer()
+
+    def _closed_stream(self, stream: H2Stream) -> None:
+        """``stream.aclose()``. RFC 8441 §5.1: an orderly end is END_STREAM, an abort
+        RST_STREAM (CANCEL). After the close handshake, a server that has not ended its side
+        gets RST_STREAM (NO_ERROR) after our END_STREAM, so the stream is closed on both sides
+        and its slot is free (RFC 9113 §8.1 lets either side end a stream so)."""
+        stream_id = stream.stream_id
+        if self._streams.get(stream_id) is stream and self._failure is None:
+            conn = self._h2
+            try:
+                if stream.ended or stream.finished:
+                    conn.end_stream(stream_id)
+                    if not stream.ended:
+                        conn.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+                else:
+                    conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+            except h2.exceptions.StreamClosedError:
+                pass  # already closed on both sides
+            self._wake_writer()
+        self._streams.pop(stream_id, None)
+        self._notify()
+        if self._single and not self._streams:
+            self.stop()
+
+    async def wait_settings(self) -> bool:
+        """Wait for the server's first SETTINGS; whether it accepts RFC 8441 WebSockets
+        (``SETTINGS_ENABLE_CONNECT_PROTOCOL=1``).
+
+        Raises:
+            WSConnectionError: the session failed first (the server may not speak HTTP/2).
+        """
+        await self._settings.wait()
+        if self._failure is not None:
+            raise self._failure
+        return bool(self._h2.remote_settings.enable_connect_protocol)
+
+    async def open_stream(self, headers: list[tuple[bytes, bytes]]) -> H2Stream:
+        """Open a stream with the request ``headers``, once the server allows another
+        concurrent stream; the response is read from the stream (:attr:`H2Stream.response`).
+
+        Cancellation: while waiting (for SETTINGS or a free stream) nothing is opened; once
+        the request is queued the stream is returned (the caller closes it).
+
+        Raises:
+            WSConnectionError: the session failed, or is going away (GOAWAY).
+        """
+        await self.wait_settings()
+        conn = self._h2
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            if not self.usable:
+                raise WSConnectionError(f"the HTTP/2 session with {self.where} is going away")
+            if conn.open_outbound_streams < conn.remote_settings.max_concurrent_streams:
+                break
+            await self._wait_changed()
+        stream_id = conn.get_next_available_stream_id()
+        conn.send_headers(stream_id, headers)
+        stream = self._streams[stream_id] = H2Stream(self, stream_id)
+        self._wake_writer()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return stream
+
+    # --- ending ---------------------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        """The session is over: every stream breaks with ``exc``, the tasks stop."""
+        if self._failure is None:
+            self._failure = exc
+        for stream in self._streams.values():
+            stream._break(self._failure)
+        self._streams.clear()
+        self._settings.set()
+        self._drained.set()
+        self._notify()
+        self._scope.cancel()
+
+    def _stop_after(self, exc: BaseException) -> None:
+        """End the session once the writer has sent what is queued (a GOAWAY)."""
+        if self._failure is None:
+            self._failure = exc
+        for stream in self._streams.values():
+            stream._break(exc)
+        self._streams.clear()
+        self._settings.set()
+        self._drained.set()
+        self._notify()
+        self._stopping = True
+        self._wake_writer()
+
+    def abort(self) -> None:
+        """End the session at once (the connect phase failed or was cancelled)."""
+        self._fail(WSConnectionError(f"the HTTP/2 session with {self.where} was abandoned"))
+
+    def stop(self) -> None:
+        """Send GOAWAY and end the session once it is out (streams still open break)."""
+        if self._stopping or self._failure is not None:
+            return
+        self._h2.close_connection()
+        self._stop_after(WSConnectionError(f"the HTTP/2 session with {self.where} was closed"))
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`run` has finished (the socket is closed)."""
+        await self._done.wait()
+
+
+def _code_name(code: h2.errors.ErrorCodes | int | None) -> str:
+    if isinstance(code, h2.errors.ErrorCodes):
+        return code.name
+    return f"error code {code}"
