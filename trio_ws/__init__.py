@@ -26,6 +26,8 @@ from ._protocol import WSState as WSState
 from ._reconnect import Backoff as Backoff
 from ._reconnect import is_retryable as is_retryable
 from ._reconnect import reconnecting as reconnecting
+from ._session import WSSession as WSSession
+from ._session import open_session as open_session
 from ._streaming import MessageStream as MessageStream
 from ._types import DEFAULT_WS_CLIENT_TIMEOUT as DEFAULT_WS_CLIENT_TIMEOUT
 from ._types import BasicAuth as BasicAuth
@@ -61,12 +63,14 @@ __all__ = [
     "WSProxyError",
     "WSRedirectError",
     "WSServerHandshakeError",
+    "WSSession",
     "WSState",
     "WSStatistics",
     "WSTLSError",
     "WSTimeoutError",
     "connect_ws",
     "is_retryable",
+    "open_session",
     "open_ws",
     "reconnecting",
 ]

@@ -33,7 +33,7 @@ import math
 import os
 import ssl
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Unpack
 
@@ -391,6 +391,7 @@ def _spell_out_options(function: Callable[..., Any]) -> None:
     option is still written only there and in ``WSOptions``."""
     signature = inspect.signature(function)
     params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    own = {p.name for p in params}  # an option the function names itself (open_session's http2)
     defaults = ConnectOptions()
     params += [
         inspect.Parameter(
@@ -400,6 +401,7 @@ def _spell_out_options(function: Callable[..., Any]) -> None:
             annotation=field.type,
         )
         for field in attrs.fields(ConnectOptions)
+        if field.name not in own
     ]
     function.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
 
@@ -450,11 +452,23 @@ async def open_ws(
     An exception raised in the block propagates unchanged (never as an ``ExceptionGroup``) after
     a close frame with code 1011 was sent; cancellation sends 1001 and stays cancellation.
     """
+    async with hidden_nursery(
+        lambda nursery: connect_ws(nursery, url, stream=stream, **options)
+    ) as ws:
+        yield ws
+
+
+@asynccontextmanager
+async def hidden_nursery(
+    connect: Callable[[trio.Nursery], Awaitable[ClientWebSocket]],
+) -> AsyncIterator[ClientWebSocket]:
+    """The connection ``connect`` makes, its tasks in a hidden nursery, with the exception
+    policy of :func:`open_ws` (see the module docstring)."""
     body_exc: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             try:
-                ws = await connect_ws(nursery, url, stream=stream, **options)
+                ws = await connect(nursery)
             except BaseException as exc:
                 body_exc = exc
             else:

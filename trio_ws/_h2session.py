@@ -474,17 +474,20 @@ class H2Session:
 
     def _closed_stream(self, stream: H2Stream) -> None:
         """``stream.aclose()``. RFC 8441 §5.1: an orderly end is END_STREAM, an abort
-        RST_STREAM (CANCEL). After the close handshake, a server that has not ended its side
-        gets RST_STREAM (NO_ERROR) after our END_STREAM, so the stream is closed on both sides
-        and its slot is free (RFC 9113 §8.1 lets either side end a stream so)."""
+        RST_STREAM (CANCEL). After the server ended its side, END_STREAM closes the stream.
+        After a close handshake the server has not followed with END_STREAM, the WebSocket
+        is over but the stream is not: RST_STREAM (NO_ERROR) closes it on both sides and frees
+        its slot (RFC 9113 §8.1 lets either side end a stream so). Not END_STREAM there:
+        hypercorn 0.18 forgets the stream once it answered our close frame, and DATA on it,
+        even an empty END_STREAM, then ends its whole connection."""
         stream_id = stream.stream_id
         if self._streams.get(stream_id) is stream and self._failure is None:
             conn = self._h2
             try:
-                if stream.ended or stream.finished:
+                if stream.ended:
                     conn.end_stream(stream_id)
-                    if not stream.ended:
-                        conn.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+                elif stream.finished:
+                    conn.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
                 else:
                     conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
             except h2.exceptions.StreamClosedError:
