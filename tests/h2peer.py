@@ -51,11 +51,17 @@ class H2Peer:
         self.resets: dict[int, int] = {}
         self._changed = trio.Event()
         self.closed = False
+        self._lock = trio.Lock()  # the reader task and the test both write
 
     async def flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            await self.stream.send_all(data)
+        async with self._lock:
+            data = self.conn.data_to_send()
+            if data:
+                await self.stream.send_all(data)
+
+    async def kill(self) -> None:
+        """Close the TCP connection at once, without GOAWAY."""
+        await trio.aclose_forcefully(self.stream)
 
     async def run(self) -> None:
         """Read the client's frames until it closes (run in a task)."""

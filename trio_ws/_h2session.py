@@ -238,11 +238,16 @@ class H2Stream(trio.abc.Stream):
                     self._wake()  # the reader may see the end now
             while view:
                 self._check_sendable()
-                size = session._send_window(self.stream_id)
+                try:
+                    size = session._send_window(self.stream_id)
+                    if size > 0:
+                        session._send_data(self.stream_id, bytes(view[:size]))
+                except h2.exceptions.ProtocolError as exc:
+                    self._break(session._broken_by(exc))
+                    continue  # raised by _check_sendable
                 if size <= 0:
                     await session._wait_changed()
                     continue
-                session._send_data(self.stream_id, bytes(view[:size]))
                 view = view[size:]
             await session._wait_drained()
             self._check_sendable()
@@ -423,21 +428,13 @@ class H2Session:
             self._notify()
 
     def _goaway_received(self, event: h2.events.ConnectionTerminated) -> None:
+        # RFC 9113 §6.8 would let the streams up to last_stream_id finish after a GOAWAY
+        # without error, but h2 closes its connection state on any GOAWAY received (no frame
+        # can be sent after it): every stream breaks, with the GOAWAY as the cause.
         self._goaway = True
         code = _code_name(event.error_code)
         extra = f": {event.additional_data[:200]!r}" if event.additional_data else ""
-        error = WSConnectionError(f"{self.where} sent GOAWAY ({code}){extra}")
-        if event.error_code:
-            self._fail(error)
-            return
-        # RFC 9113 §6.8: streams above last_stream_id were not and will not be processed.
-        last = event.last_stream_id if event.last_stream_id is not None else 0
-        for stream_id in [s for s in self._streams if s > last]:
-            self._streams.pop(stream_id)._break(error)
-        self._settings.set()  # an opener waiting for SETTINGS learns of it
-        self._notify()
-        if not self._streams:
-            self._stop_after(error)
+        self._fail(WSConnectionError(f"{self.where} sent GOAWAY ({code}){extra}"))
 
     # --- used by the streams and the opener ----------------------------------------------------
 
@@ -465,10 +462,16 @@ class H2Session:
         self._queued += len(data)
         self._wake_writer()
 
+    def _broken_by(self, exc: h2.exceptions.ProtocolError) -> WSConnectionError:
+        """h2 refused to send: the stream or the connection is closed on its side."""
+        error = WSConnectionError(f"HTTP/2 refused to send to {self.where}: {exc}")
+        error.__cause__ = exc
+        return error
+
     def _window_update(self, stream_id: int, size: int) -> None:
         try:
             self._h2.increment_flow_control_window(size, stream_id=stream_id)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
             return  # the stream ended meanwhile: no window to give back
         self._wake_writer()
 
@@ -490,8 +493,8 @@ class H2Session:
                     conn.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
                 else:
                     conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-            except h2.exceptions.StreamClosedError:
-                pass  # already closed on both sides
+            except h2.exceptions.ProtocolError:
+                pass  # the stream (or the connection) is already closed on h2's side
             self._wake_writer()
         self._streams.pop(stream_id, None)
         self._notify()
