@@ -53,81 +53,93 @@ async def test_reset_stream_breaks_only_its_websocket() -> None:
     """RST_STREAM on one stream: its WebSocket closes with 1006 and the reset as the cause;
     another WebSocket of the session goes on."""
     with trio.fail_after(GUARD):
-        async with scripted() as (url, peers), trio_ws.open_session(url) as session:
-            async with trio.open_nursery() as nursery:
-                peer = await peers.receive()
-                nursery.start_soon(accept, peer)
-                a = await session.connect_ws(nursery, "/a")
-                nursery.start_soon(accept, peer)
-                b = await session.connect_ws(nursery, "/b")
-                await peer.reset(1, h2.errors.ErrorCodes.INTERNAL_ERROR)
-                msg = await a.receive()
-                assert msg.type is WSMsgType.ERROR
-                assert isinstance(a.exception(), WSConnectionError)
-                assert "reset the stream (INTERNAL_ERROR)" in repr(_causes(a.exception()))
-                assert a.close_code == 1006
-                # b still works both ways.
-                await b.send_str("still here")
-                assert (await peer.read_frame(3)).payload == b"still here"
-                await peer.send_text(3, "yes")
-                assert await b.receive_str() == "yes"
-                await peer.send_close(3, 1000)
-                assert (await b.receive()).type is WSMsgType.CLOSE
+        async with (
+            scripted() as (url, peers),
+            trio_ws.open_session(url) as session,
+            trio.open_nursery() as nursery,
+        ):
+            peer = await peers.receive()
+            nursery.start_soon(accept, peer)
+            a = await session.connect_ws(nursery, "/a")
+            nursery.start_soon(accept, peer)
+            b = await session.connect_ws(nursery, "/b")
+            await peer.reset(1, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            msg = await a.receive()
+            assert msg.type is WSMsgType.ERROR
+            assert isinstance(a.exception(), WSConnectionError)
+            assert "reset the stream (INTERNAL_ERROR)" in repr(_causes(a.exception()))
+            assert a.close_code == 1006
+            # b still works both ways.
+            await b.send_str("still here")
+            assert (await peer.read_frame(3)).payload == b"still here"
+            await peer.send_text(3, "yes")
+            assert await b.receive_str() == "yes"
+            await peer.send_close(3, 1000)
+            assert (await b.receive()).type is WSMsgType.CLOSE
 
 
 async def test_goaway_with_error_breaks_every_websocket() -> None:
     """GOAWAY with an error code: every WebSocket sees 1006 with the GOAWAY as the cause."""
     with trio.fail_after(GUARD):
-        async with scripted() as (url, peers), trio_ws.open_session(url) as session:
-            async with trio.open_nursery() as nursery:
-                peer = await peers.receive()
-                sockets = []
-                for path in ("/a", "/b", "/c"):
-                    nursery.start_soon(accept, peer)
-                    sockets.append(await session.connect_ws(nursery, path))
-                await peer.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-                for ws in sockets:
-                    assert (await ws.receive()).type is WSMsgType.ERROR
-                    assert ws.close_code == 1006
-                    assert "GOAWAY (ENHANCE_YOUR_CALM)" in repr(_causes(ws.exception()))
-                assert session.closed
-                with pytest.raises(WSConnectionError):
-                    await session.connect_ws(nursery, "/d")
+        async with (
+            scripted() as (url, peers),
+            trio_ws.open_session(url) as session,
+            trio.open_nursery() as nursery,
+        ):
+            peer = await peers.receive()
+            sockets = []
+            for path in ("/a", "/b", "/c"):
+                nursery.start_soon(accept, peer)
+                sockets.append(await session.connect_ws(nursery, path))
+            await peer.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            for ws in sockets:
+                assert (await ws.receive()).type is WSMsgType.ERROR
+                assert ws.close_code == 1006
+                assert "GOAWAY (ENHANCE_YOUR_CALM)" in repr(_causes(ws.exception()))
+            assert session.closed
+            with pytest.raises(WSConnectionError):
+                await session.connect_ws(nursery, "/d")
 
 
 async def test_graceful_goaway_ends_the_session() -> None:
     """GOAWAY without error: h2 allows no frame after it, so every WebSocket ends with 1006
     and the GOAWAY as the cause, and no new one is opened."""
     with trio.fail_after(GUARD):
-        async with scripted() as (url, peers), trio_ws.open_session(url) as session:
-            async with trio.open_nursery() as nursery:
-                peer = await peers.receive()
-                nursery.start_soon(accept, peer)
-                a = await session.connect_ws(nursery, "/a")
-                await peer.goaway(0, last_stream_id=1)
-                assert (await a.receive()).type is WSMsgType.ERROR
-                assert "GOAWAY (NO_ERROR)" in repr(_causes(a.exception()))
-                with pytest.raises(WSConnectionError, match="GOAWAY"):
-                    await session.connect_ws(nursery, "/c")
+        async with (
+            scripted() as (url, peers),
+            trio_ws.open_session(url) as session,
+            trio.open_nursery() as nursery,
+        ):
+            peer = await peers.receive()
+            nursery.start_soon(accept, peer)
+            a = await session.connect_ws(nursery, "/a")
+            await peer.goaway(0, last_stream_id=1)
+            assert (await a.receive()).type is WSMsgType.ERROR
+            assert "GOAWAY (NO_ERROR)" in repr(_causes(a.exception()))
+            with pytest.raises(WSConnectionError, match="GOAWAY"):
+                await session.connect_ws(nursery, "/c")
 
 
 async def test_killed_session_breaks_every_websocket() -> None:
     """The server's socket dies mid-traffic: each WebSocket sees 1006 with the cause."""
     with trio.fail_after(GUARD):
-        async with scripted() as (url, peers), trio_ws.open_session(url) as session:
-            async with trio.open_nursery() as nursery:
-                peer = await peers.receive()
-                sockets = []
-                for path in ("/a", "/b"):
-                    nursery.start_soon(accept, peer)
-                    sockets.append(await session.connect_ws(nursery, path))
-                await peer.send_text(1, "x" * 1000)
-                await peer.kill()
-                for ws in sockets:
-                    types = [msg.type async for msg in ws]
-                    assert types[-1] is WSMsgType.ERROR
-                    assert ws.close_code == 1006
-                    assert "HTTP/2 connection" in repr(_causes(ws.exception()))
+        async with (
+            scripted() as (url, peers),
+            trio_ws.open_session(url) as session,
+            trio.open_nursery() as nursery,
+        ):
+            peer = await peers.receive()
+            sockets = []
+            for path in ("/a", "/b"):
+                nursery.start_soon(accept, peer)
+                sockets.append(await session.connect_ws(nursery, path))
+            await peer.send_text(1, "x" * 1000)
+            await peer.kill()
+            for ws in sockets:
+                types = [msg.type async for msg in ws]
+                assert types[-1] is WSMsgType.ERROR
+                assert ws.close_code == 1006
+                assert "HTTP/2 connection" in repr(_causes(ws.exception()))
 
 
 async def test_no_connect_protocol_require_is_a_typed_error() -> None:
@@ -158,11 +170,13 @@ async def test_no_connect_protocol_falls_back_to_http11() -> None:
         await peer.wait(lambda: peer.closed)
 
     with trio.fail_after(GUARD):
-        async with open_h2_server(h2handler, connect_protocol=False, http1=http1) as port:
-            async with trio_ws.open_ws(f"ws://127.0.0.1:{port}/", http2=True) as ws:
-                assert ws.get_extra_info("http_version") == "1.1"
-                await ws.send_str("hi")
-                assert await ws.receive_str() == "hi"
+        async with (
+            open_h2_server(h2handler, connect_protocol=False, http1=http1) as port,
+            trio_ws.open_ws(f"ws://127.0.0.1:{port}/", http2=True) as ws,
+        ):
+            assert ws.get_extra_info("http_version") == "1.1"
+            await ws.send_str("hi")
+            assert await ws.receive_str() == "hi"
 
 
 async def test_opening_waits_for_a_free_stream() -> None:
