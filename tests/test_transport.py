@@ -9,7 +9,14 @@ import pytest
 import trio
 import trio.testing
 
-from trio_ws._transport import close_now, receive_into, socket_of, write_now
+from trio_ws._transport import (
+    close_now,
+    read_now,
+    readable_socket,
+    receive_into,
+    socket_of,
+    write_now,
+)
 
 
 def socket_stream_pair() -> tuple[trio.SocketStream, socket.socket]:
@@ -95,4 +102,56 @@ async def test_receive_into_translates_errors_as_receive_some_does() -> None:
             server.close()
             with pytest.raises(trio.BrokenResourceError) as info:
                 await receive_into(client, memoryview(bytearray(10)))
+            assert isinstance(info.value.__cause__, ConnectionResetError)
+
+
+async def test_read_now_reads_what_is_there_without_waiting() -> None:
+    """None while the socket has nothing, its bytes when it has some, b"" at EOF."""
+    stream, peer = socket_stream_pair()
+    sock = readable_socket(stream)
+    assert sock is stream.socket
+    with peer:
+        assert read_now(sock, 10) is None
+        peer.send(b"abcdef")
+        assert read_now(sock, 4) == b"abcd"
+        assert read_now(sock, 4) == b"ef"
+        peer.shutdown(socket.SHUT_WR)
+        assert read_now(sock, 4) == b""
+    await close_now(stream)
+    client, _server = trio.testing.memory_stream_pair()
+    assert readable_socket(client) is None
+
+
+def test_readable_socket_is_none_where_read_cannot_read_sockets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On Windows read(2) does not take a socket: the reader uses receive_some there."""
+    monkeypatch.setattr("trio_ws._transport._READ_FD", False)
+    stream, peer = socket_stream_pair()
+    with peer, stream.socket:
+        assert readable_socket(stream) is None
+
+
+async def test_read_now_translates_errors_as_receive_some_does() -> None:
+    """A closed socket (descriptor -1, never a reused number): ClosedResourceError; a reset
+    connection: BrokenResourceError."""
+    stream, peer = socket_stream_pair()
+    peer.close()
+    sock = stream.socket
+    sock.close()
+    with pytest.raises(trio.ClosedResourceError):
+        read_now(sock, 10)
+    listener = trio.socket.socket()
+    with listener:
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = trio.socket.socket()
+        with client:
+            await client.connect(listener.getsockname())
+            server, _ = await listener.accept()
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()
+            await trio.lowlevel.wait_readable(client)
+            with pytest.raises(trio.BrokenResourceError) as info:
+                read_now(client, 10)
             assert isinstance(info.value.__cause__, ConnectionResetError)
