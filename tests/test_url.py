@@ -232,3 +232,15 @@ def test_redirect_locations_resolve_against_the_current_url(
 def test_a_redirect_location_that_is_no_websocket_url_is_invalid() -> None:
     with pytest.raises(InvalidURL, match="unsupported URL scheme 'ftp'"):
         resolve_redirect(parse_url("ws://a/"), "ftp://b/")
+
+
+def test_a_url_parsed_twice_is_parsed_once_and_params_do_not_stick() -> None:
+    """Connections to one URL share its frozen Target; params make a new one each time."""
+    url = "ws://example.com/feed?x=1"
+    first = parse_url(url)
+    assert parse_url(url) is first
+    with_params = parse_url(url, {"token": "a b"})
+    assert with_params.resource == "/feed?x=1&token=a+b"
+    assert parse_url("ws://example.com/feed", [("token", "t")]).resource == "/feed?token=t"
+    assert parse_url("ws://example.com/feed", {}).resource == "/feed"
+    assert parse_url(url).resource == "/feed?x=1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,20 @@ def parse_url(url: str, params: Params | None = None) -> Target:
     """
     if not isinstance(url, str):
         raise InvalidURL(f"the URL must be a str, not {type(url).__name__}")
+    target = _parse(url)
+    if params is not None:
+        items = list(params.items()) if isinstance(params, Mapping) else list(params)
+        extra = urlencode(items)
+        if extra:
+            # The path is quoted with "?" escaped: a "?" in the resource starts the query.
+            sep = "&" if "?" in target.resource else "?"
+            target = attrs.evolve(target, resource=f"{target.resource}{sep}{extra}")
+    return target
+
+
+# Applications open many connections to a few URLs: the parsed Target (frozen) is kept.
+@functools.lru_cache(maxsize=128)
+def _parse(url: str) -> Target:
     if _CONTROL_OR_SPACE.search(url):
         raise InvalidURL(f"the URL contains white space or control characters: {url!r}")
     try:
@@ -126,10 +141,6 @@ def parse_url(url: str, params: Params | None = None) -> Target:
     # With a host, urlsplit's path is empty or starts with "/".
     path = quote(parts.path or "/", safe=_PATH_SAFE)
     query = quote(parts.query, safe=_QUERY_SAFE)
-    if params is not None:
-        items = list(params.items()) if isinstance(params, Mapping) else list(params)
-        extra = urlencode(items)
-        query = f"{query}&{extra}" if query and extra else query or extra
     resource = f"{path}?{query}" if query else path
 
     credentials = None
