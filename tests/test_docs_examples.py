@@ -49,6 +49,7 @@ from trio_ws import WSMsgType
 from trio_ws.testing import ServerConnection, TestServer, open_test_server
 
 from .conftest import PROXY_VARIABLES
+from .h2servers import open_hypercorn
 from .proxies import Proxy, http_proxy, socks5_proxy
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -237,6 +238,11 @@ SETUPS: Final = [
         replace={"wss://127.0.0.1:8765": "mtls"},
     ),
     Setup(
+        "docs/howto/http2.rst",
+        "open_session(",
+        replace={"ws://127.0.0.1:8443": "h2c"},
+    ),
+    Setup(
         "docs/howto/unix-sockets.rst",
         "/run/app.sock",
         replace={"%2Frun%2Fapp.sock": "unix-quoted", "/run/app.sock": "unix"},
@@ -363,6 +369,7 @@ async def open_servers(directory: Path) -> AsyncIterator[Servers]:
         socks: Proxy = await stack.enter_async_context(socks5_proxy())
         unix = directory / "app.sock"
         await stack.enter_async_context(_unix_socket_to(unix, echo.port))
+        h2c = await stack.enter_async_context(open_hypercorn())
         servers.everywhere.update(
             {
                 "ws://127.0.0.1:8765": echo.url.rstrip("/"),
@@ -380,6 +387,7 @@ async def open_servers(directory: Path) -> AsyncIterator[Servers]:
                 "socks5h": socks.url_for("socks5h"),
                 "unix": str(unix),
                 "unix-quoted": quote(str(unix), safe=""),
+                "h2c": h2c.url("").rstrip("/"),
             }
         )
         yield servers

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Final, Unpack, final
 
 import attrs
@@ -119,9 +119,10 @@ class WSSession:
         given = {name: getattr(merged, name) for name in options}
         return attrs.evolve(self._options, **given)
 
-    def open_ws(
+    @asynccontextmanager
+    async def open_ws(
         self, path: str = "/", **options: Unpack[WSOptions]
-    ) -> AbstractAsyncContextManager[ClientWebSocket]:
+    ) -> AsyncIterator[ClientWebSocket]:
         """Open a WebSocket to ``path`` on the session's server; close it when the block exits.
 
         .. code-block:: python
@@ -149,7 +150,10 @@ class WSSession:
 
         Cancellation while opening resets the stream; the session stays usable.
         """
-        return hidden_nursery(lambda nursery: self.connect_ws(nursery, path, **options))
+        async with hidden_nursery(
+            lambda nursery: self.connect_ws(nursery, path, **options)
+        ) as ws:
+            yield ws
 
     async def connect_ws(
         self, nursery: trio.Nursery, path: str = "/", **options: Unpack[WSOptions]
@@ -242,8 +246,10 @@ async def open_session(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[
         The :class:`WSSession`.
 
     Raises:
-        As :func:`open_ws` for the connection (URL, options, DNS, TCP, TLS, proxy,
-        ``connect_timeout``), before the block runs.
+        WSError: what :func:`open_ws` raises for its connection (an invalid URL or option,
+            DNS, TCP, TLS, the proxy, the connect timeout), before the block runs.
+        WSServerHandshakeError: ``http2="require"`` and the server does not accept
+            WebSockets over HTTP/2.
 
     An exception raised in the block propagates unchanged (never as an ``ExceptionGroup``)
     after the session closed; cancellation closes it and stays cancellation.
