@@ -24,6 +24,7 @@ SANS_IO = [
     "_deflate",
     "_assembler",
     "_handshake",
+    "_fasthead",
     "_url",
     "_types",
     "_errors",
