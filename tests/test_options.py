@@ -23,6 +23,7 @@ import trio.testing
 
 import trio_ws
 from trio_ws import BasicAuth, ClientWSTimeout, ConnectOptions, InvalidArgument, WSOptions
+from trio_ws._options import make_options
 
 from .servers import refused_port
 
@@ -357,3 +358,14 @@ async def test_bad_option_with_a_stream_sends_nothing_and_leaves_it_open() -> No
     with trio.move_on_after(0) as scope:
         await server_stream.receive_some()
     assert scope.cancelled_caught
+
+
+def test_the_same_options_are_checked_once() -> None:
+    """Hashable options give one shared frozen object; the value's type is part of the key;
+    options with an unhashable value are checked every time."""
+    first = make_options({"heartbeat": 5, "max_msg_size": 1024})
+    assert make_options({"max_msg_size": 1024, "heartbeat": 5}) is first
+    assert make_options({"heartbeat": 5.0, "max_msg_size": 1024}) is not first
+    with_dict = make_options({"headers": {"X-A": "1"}})
+    assert make_options({"headers": {"X-A": "1"}}) is not with_dict
+    assert make_options({"headers": {"X-A": "1"}}) == with_dict

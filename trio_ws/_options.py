@@ -36,6 +36,7 @@ annotations could not be resolved by ``typing.get_type_hints``, cattrs or Sphinx
 """
 
 import difflib
+import functools
 import logging
 import os
 import ssl as _ssl
@@ -440,4 +441,15 @@ def make_options(options: WSOptions) -> ConnectOptions:
         close = difflib.get_close_matches(name, _NAMES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TypeError(f"open_ws()/connect_ws() got an unexpected keyword argument {name!r}{hint}")
-    return ConnectOptions(**options)
+    # Checking every option cost ~2 % of a connection (W4): the same hashable options give
+    # the same frozen object. The types are part of the key (True == 1, 1 == 1.0).
+    try:
+        key = frozenset((name, type(value), value) for name, value in options.items())
+        return _checked(key)
+    except TypeError:  # an unhashable value (a headers dict...): no cache
+        return ConnectOptions(**options)
+
+
+@functools.lru_cache(maxsize=64)
+def _checked(key: frozenset[tuple[str, type, Any]]) -> ConnectOptions:
+    return ConnectOptions(**{name: value for name, _, value in key})
