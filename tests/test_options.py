@@ -66,7 +66,7 @@ def test_docstring_documents_every_option_once_in_order() -> None:
 @pytest.mark.parametrize(
     ("function", "named"),
     [
-        pytest.param(trio_ws.open_ws.__wrapped__, ["url", "stream"], id="open_ws"),  # type: ignore[attr-defined]
+        pytest.param(trio_ws.open_ws, ["url", "stream"], id="open_ws"),
         pytest.param(trio_ws.connect_ws, ["nursery", "url", "stream"], id="connect_ws"),
     ],
 )

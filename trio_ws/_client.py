@@ -34,7 +34,7 @@ import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Unpack
 
 import attrs
@@ -409,10 +409,9 @@ def _spell_out_options(function: Callable[..., Any]) -> None:
 _spell_out_options(connect_ws)
 
 
-@asynccontextmanager
-async def open_ws(
+def open_ws(
     url: str, *, stream: trio.abc.Stream | None = None, **options: Unpack[WSOptions]
-) -> AsyncIterator[ClientWebSocket]:
+) -> AbstractAsyncContextManager[ClientWebSocket]:
     """Connect to a WebSocket server; close the connection when the block exits.
 
     .. code-block:: python
@@ -433,8 +432,9 @@ async def open_ws(
             ``heartbeat``, ``compress``, ``max_msg_size``, ``proxy``, ``max_redirects``,
             ``logger``...) and typed by :class:`WSOptions`. All are checked before any I/O.
 
-    Yields:
-        The open :class:`ClientWebSocket`.
+    Returns:
+        An async context manager: ``async with`` connects and gives the open
+        :class:`ClientWebSocket`, and closes it when the block exits.
 
     Raises:
         InvalidURL: the URL is malformed.
@@ -452,10 +452,9 @@ async def open_ws(
     An exception raised in the block propagates unchanged (never as an ``ExceptionGroup``) after
     a close frame with code 1011 was sent; cancellation sends 1001 and stays cancellation.
     """
-    async with hidden_nursery(
-        lambda nursery: connect_ws(nursery, url, stream=stream, **options)
-    ) as ws:
-        yield ws
+    # The context manager of hidden_nursery itself, not one wrapped around it: an idle
+    # connection keeps one suspended generator less (0.7 KB, benchmark W5).
+    return hidden_nursery(lambda nursery: connect_ws(nursery, url, stream=stream, **options))
 
 
 @asynccontextmanager
