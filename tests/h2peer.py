@@ -103,7 +103,12 @@ class H2Peer:
         await self.flush()
 
     async def send(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        self.conn.send_data(stream_id, data, end_stream=end_stream)
+        """DATA frames of at most the client's frame size (the caller keeps to the window)."""
+        size = self.conn.max_outbound_frame_size
+        pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            self.conn.send_data(stream_id, piece, end_stream=end_stream and last)
         await self.flush()
 
     async def send_text(self, stream_id: int, text: str) -> None:

@@ -95,6 +95,7 @@ class H2Stream(trio.abc.Stream):
         # The close frames of both directions (see _closewatch: the end of the stream).
         self._watch_in = CloseWatch()
         self._watch_out = CloseWatch()
+        self._close_sent = False  # our close frame is queued in h2, whole
         #: What runs on this stream (the WebSocket), for the session's close.
         self.owner: object = None
 
@@ -141,7 +142,15 @@ class H2Stream(trio.abc.Stream):
     @property
     def finished(self) -> bool:
         """Both close frames have passed: the WebSocket is over, the stream may end."""
-        return self._watch_in.closed and self._watch_out.closed
+        return self._watch_in.closed and self._close_sent
+
+    @property
+    def _at_end(self) -> bool:
+        """``receive_some`` gives EOF: the close handshake is over, or the server ended the
+        stream, except between its close frame and ours (the server's END_STREAM often comes
+        with its close frame: EOF then would end the connection before our answer is out,
+        which over TCP cannot happen, the server closing only after our answer)."""
+        return self.finished or (self._ended and not self._watch_in.closed)
 
     def _raise_broken(self) -> None:
         exc = self._broken
@@ -182,7 +191,7 @@ class H2Stream(trio.abc.Stream):
                 return data
             if self._broken is not None:
                 self._raise_broken()
-            if self._ended or self.finished:
+            if self._at_end:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return b""
             self._readable = trio.Event()
@@ -232,10 +241,10 @@ class H2Stream(trio.abc.Stream):
             await trio.lowlevel.checkpoint_if_cancelled()
             session = self._session
             view = memoryview(data).cast("B")
+            closing = False
             if not self._watch_out.closed:
                 self._watch_out.feed(view)
-                if self._watch_out.closed:
-                    self._wake()  # the reader may see the end now
+                closing = self._watch_out.closed
             while view:
                 self._check_sendable()
                 try:
@@ -249,6 +258,10 @@ class H2Stream(trio.abc.Stream):
                     await session._wait_changed()
                     continue
                 view = view[size:]
+            if closing:
+                # Our close frame is queued whole: the stream may end after it.
+                self._close_sent = True
+                self._wake()
             await session._wait_drained()
             self._check_sendable()
         finally:
