@@ -297,3 +297,16 @@ async def test_ssl_context_without_http2_is_untouched(ca: trustme.CA, h1_only: H
         assert isinstance(tls, trio.SSLStream)
         assert tls.selected_alpn_protocol() is None
     assert isinstance(ctx, ssl.SSLContext)
+
+
+async def test_session_ping(server: Hypercorn, tls: dict[str, Any]) -> None:
+    """session.ping(): hypercorn's HTTP/2 layer answers; the round trip is a duration."""
+    with trio.fail_after(GUARD):
+        async with trio_ws.open_session(server.url("/"), **tls) as session:
+            rtt = await session.ping()
+            assert 0 <= rtt < GUARD
+            async with session.open_ws("/echo") as ws:
+                await ws.send_str("after ping")
+                assert await ws.receive_str() == "after ping"
+        with pytest.raises(trio_ws.WSConnectionError):
+            await session.ping()

@@ -13,10 +13,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import h2.errors
+import pytest
 import trio
 import trio.testing
 
-from trio_ws import ClientWebSocket, ServerTimeoutError, WSMsgType
+from trio_ws import ClientWebSocket, ServerTimeoutError, WSConnectionError, WSMsgType
 from trio_ws._client import start_ws
 from trio_ws._h2connect import handshake
 from trio_ws._h2handshake import H2Handshake
@@ -197,3 +198,41 @@ async def test_unread_stream_holds_the_server_back(
             assert len(await slow.receive_bytes()) == 60_000
         await trio.testing.wait_all_tasks_blocked()
         assert peer.conn.local_flow_control_window(slow_id) > STREAM_WINDOW // 2
+
+
+async def test_connection_window_is_replenished(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """More than the connection's window (16 MiB) arrives over one session as the
+    application reads: the connection's window is given back as data arrives."""
+    async with session_pair() as (session, peer, nursery):
+        ws, stream_id = await open_ws(session, peer, nursery, max_msg_size=0)
+        message = frame(0x2, b"\x02" * (1024 * 1024))
+
+        async def send_all() -> None:
+            # As much as the windows allow at a time; the client's WINDOW_UPDATEs wake the
+            # peer's reader, which signals a change.
+            data = message * 20
+            while data:
+                await peer.wait(lambda: peer.conn.local_flow_control_window(stream_id) > 0)
+                size = peer.conn.local_flow_control_window(stream_id)
+                await peer.send(stream_id, data[:size])
+                data = data[size:]
+
+        nursery.start_soon(send_all)
+        for _ in range(20):
+            assert len(await ws.receive_bytes()) == 1024 * 1024
+
+
+async def test_session_ping(autojump_clock: trio.testing.MockClock) -> None:
+    """An HTTP/2 PING is answered by the server's HTTP/2 layer; a dead session raises."""
+    async with session_pair() as (session, peer, _):
+        assert await session.ping() == 0
+        assert await session.ping() == 0
+        with trio.move_on_after(1) as scope:
+            await trio.sleep_forever()  # the clock moves; the session is idle, still fine
+        assert scope.cancelled_caught
+        assert await session.ping() == 0
+        await peer.kill()
+        with pytest.raises(WSConnectionError):
+            await session.ping()

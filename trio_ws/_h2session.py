@@ -325,6 +325,8 @@ class H2Session:
         self._stopping = False
         self._scope = trio.CancelScope()
         self._done = trio.Event()
+        self._pings: dict[bytes, trio.Event] = {}  # opaque data -> set by its PING ACK
+        self._ping_serial = 0
 
     # --- state --------------------------------------------------------------------------------
 
@@ -439,6 +441,10 @@ class H2Session:
             self._notify()
         elif isinstance(event, h2.events.WindowUpdated):
             self._notify()
+        elif isinstance(event, h2.events.PingAckReceived):
+            waiter = self._pings.pop(event.ping_data, None)
+            if waiter is not None:
+                waiter.set()
 
     def _goaway_received(self, event: h2.events.ConnectionTerminated) -> None:
         # RFC 9113 §6.8 would let the streams up to last_stream_id finish after a GOAWAY
@@ -553,6 +559,30 @@ class H2Session:
         await trio.lowlevel.cancel_shielded_checkpoint()
         return stream
 
+    async def ping(self) -> float:
+        """Send an HTTP/2 PING and wait for its ACK; the round trip in seconds.
+
+        Cancellation: the ACK, if it comes later, is ignored; the session is unchanged.
+
+        Raises:
+            WSConnectionError: the session failed (before or while waiting).
+        """
+        if self._failure is not None:
+            raise self._failure
+        self._ping_serial += 1
+        opaque = self._ping_serial.to_bytes(8, "big")
+        acked = self._pings[opaque] = trio.Event()
+        start = trio.current_time()
+        self._h2.ping(opaque)
+        self._wake_writer()
+        try:
+            await acked.wait()
+        finally:
+            self._pings.pop(opaque, None)
+        if self._failure is not None:
+            raise self._failure
+        return trio.current_time() - start
+
     # --- ending ---------------------------------------------------------------------------------
 
     def _fail(self, exc: BaseException) -> None:
@@ -564,6 +594,8 @@ class H2Session:
         self._streams.clear()
         self._settings.set()
         self._drained.set()
+        for waiter in self._pings.values():
+            waiter.set()
         self._notify()
         self._scope.cancel()
 
@@ -576,6 +608,8 @@ class H2Session:
         self._streams.clear()
         self._settings.set()
         self._drained.set()
+        for waiter in self._pings.values():
+            waiter.set()
         self._notify()
         self._stopping = True
         self._wake_writer()

@@ -183,6 +183,22 @@ class WSSession:
         stream.owner = ws
         return ws
 
+    async def ping(self) -> float:
+        """Check that the connection is alive: an HTTP/2 PING, answered by the server's HTTP/2
+        layer (not by an application); returns the round trip in seconds.
+
+        Bound it with ``trio.fail_after`` (or ``move_on_after``). Cancellation leaves the
+        session as it was. Over HTTP/1.1 (:attr:`http2` is ``False``) there is no connection
+        to check: it returns ``0.0``.
+
+        Raises:
+            WSConnectionError: the connection failed or is closed.
+        """
+        if self._h2 is None:
+            await trio.lowlevel.checkpoint()
+            return 0.0
+        return await self._h2.ping()
+
     async def aclose(self) -> None:
         """Close every WebSocket still open on the session (close frame 1001), then the
         connection (GOAWAY). Idempotent.
