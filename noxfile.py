@@ -97,6 +97,8 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/run.py", "--out", BENCH_RESULTS, *session.posargs)
     session.run("python", "benchmarks/plot.py", BENCH_RESULTS, "--out", BENCH_DOCS)
+    # WebSockets over HTTP/2 against HTTP/1.1 (skipped without node).
+    session.run("python", "benchmarks/http2.py", "--out", BENCH_RESULTS)
 
 
 @nox.session

@@ -12,6 +12,7 @@ another environment's. The server binds 127.0.0.1 only, and every wait is bounde
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -197,3 +198,21 @@ def test_baseline_without_trio_ws(tmp_path: Path) -> None:
     (tmp_path / "trio_ws.py").write_text("raise ImportError('no trio_ws in this venv')\n")
     info = run.probe(_python(tmp_path, "python-none", f"PYTHONPATH='{tmp_path}'"))
     assert info["error"] == "cannot import trio_ws: no trio_ws in this venv"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="benchmarks/http2.py needs node")
+def test_http2_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/http2.py, tiny: every configuration over both transports, one table."""
+    out = subprocess.run(
+        [sys.executable, "benchmarks/http2.py", "--reps", "1", "--n", "10", "--messages", "200",
+         "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert "| open-N wss | fds_per_ws | 1 |" in out.stdout
+    results = json.loads((tmp_path / "http2.json").read_text())
+    assert set(results) == {"open-N wss", "open-N ws", "W2-64 ws", "W2-64 wss"}
+    for by in results.values():
+        for transport in ("h1", "h2"):
+            (figures,) = by[transport]
+            assert all(value >= 0 for value in figures.values())
+    assert results["open-N wss"]["h2"][0]["fds_per_ws"] < 0.5  # one socket for all ten
