@@ -310,3 +310,30 @@ async def test_session_ping(server: Hypercorn, tls: dict[str, Any]) -> None:
                 assert await ws.receive_str() == "after ping"
         with pytest.raises(trio_ws.WSConnectionError):
             await session.ping()
+
+
+# --------------------------------------------------------------------------------------------
+# the behaviour contract (docs/behaviour.rst) over HTTP/2 (the close codes the server
+# receives are checked in test_http2_behaviour: hypercorn tells its app 1006 for any close)
+
+
+async def test_receive_rules_over_http2(server: Hypercorn, tls: dict[str, Any]) -> None:
+    """A timed-out receive loses nothing; concurrent receive() is a RuntimeError; after
+    close, receive() gives CLOSED, close() returns False and sends raise WSClosedError."""
+    with trio.fail_after(GUARD):
+        async with trio_ws.open_ws(server.url(), http2=True, **tls) as ws:
+            with pytest.raises(trio_ws.WSTimeoutError):
+                await ws.receive(timeout=0.05)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ws.receive)
+                await trio.testing.wait_all_tasks_blocked()
+                with pytest.raises(RuntimeError):
+                    await ws.receive()
+                await ws.send_str("one")  # the waiting receive takes it
+            await ws.send_str("two")
+            assert await ws.receive_str() == "two"
+            assert await ws.close() is True
+            assert await ws.close() is False
+            assert (await ws.receive()).type is WSMsgType.CLOSED
+            with pytest.raises(trio_ws.WSClosedError):
+                await ws.send_str("late")

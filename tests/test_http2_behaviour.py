@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 from trio_ws import ClientWebSocket, ServerTimeoutError, WSConnectionError, WSMsgType
-from trio_ws._client import start_ws
+from trio_ws._client import hidden_nursery, start_ws
 from trio_ws._h2connect import handshake
 from trio_ws._h2handshake import H2Handshake
 from trio_ws._h2session import STREAM_WINDOW, H2Session
@@ -236,3 +236,27 @@ async def test_session_ping(autojump_clock: trio.testing.MockClock) -> None:
         await peer.kill()
         with pytest.raises(WSConnectionError):
             await session.ping()
+
+
+async def test_codes_the_server_receives(autojump_clock: trio.testing.MockClock) -> None:
+    """With the exception policy of open_ws: a normal exit sends 1000, an exception in the
+    block 1011 (and leaves unchanged), cancellation 1001."""
+    async with session_pair() as (session, peer, _):
+        ids: list[int] = []
+
+        async def connect(nursery: trio.Nursery) -> ClientWebSocket:
+            ws, stream_id = await open_ws(session, peer, nursery)
+            ids.append(stream_id)
+            return ws
+
+        async with hidden_nursery(connect):
+            pass
+        with pytest.raises(KeyError, match="mine"):
+            async with hidden_nursery(connect):
+                raise KeyError("mine")
+        with trio.CancelScope() as scope:
+            async with hidden_nursery(connect):
+                scope.cancel()
+                await trio.sleep_forever()
+        codes = [(await peer.read_frame(stream_id)).close_code for stream_id in ids]
+        assert codes == [1000, 1011, 1001]
