@@ -266,3 +266,24 @@ def _causes(exc: BaseException | None) -> list[BaseException]:
         chain.append(exc)
         exc = exc.__cause__
     return chain
+
+
+async def test_rejection_body_is_not_read_as_frames() -> None:
+    """A 403 whose body looks like a WebSocket close frame ("H" is 0x48) is kept whole."""
+    body = b"H" * 300
+    with trio.fail_after(GUARD):
+        async with (
+            scripted() as (url, peers),
+            trio_ws.open_session(url) as session,
+            trio.open_nursery() as nursery,
+        ):
+            peer = await peers.receive()
+
+            async def refuse() -> None:
+                stream_id, _ = await peer.next_request()
+                await peer.respond(stream_id, 403, body)
+
+            nursery.start_soon(refuse)
+            with pytest.raises(WSServerHandshakeError) as info:
+                await session.connect_ws(nursery, "/x")
+            assert (info.value.status, info.value.body) == (403, body)

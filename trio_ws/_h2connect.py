@@ -159,6 +159,7 @@ async def handshake(session: H2Session, hs: H2Handshake) -> tuple[H2Stream, Hand
                     hs.receive_eof()
         hs.finish_body()
         result = hs.result()
+        stream.upgraded()
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise

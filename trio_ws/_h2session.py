@@ -96,6 +96,7 @@ class H2Stream(trio.abc.Stream):
         self._watch_in = CloseWatch()
         self._watch_out = CloseWatch()
         self._close_sent = False  # our close frame is queued in h2, whole
+        self._upgraded = False  # the stream carries WebSocket frames (see upgraded())
         #: What runs on this stream (the WebSocket), for the session's close.
         self.owner: object = None
 
@@ -110,12 +111,8 @@ class H2Stream(trio.abc.Stream):
             self._wake()
 
     def _data(self, data: bytes, flow_length: int) -> None:
-        watch = self._watch_in
-        if watch.closed:
+        if self._watch_in.closed:
             return  # nothing may follow the server's close frame (RFC 6455 §5.5.1)
-        size = watch.feed(data)
-        if size < len(data):
-            data = data[:size]
         if data:
             self._chunks.append(data)
             self._buffered += len(data)
@@ -212,7 +209,20 @@ class H2Stream(trio.abc.Stream):
             data = parts[0] if len(parts) == 1 else b"".join(parts)
         self._buffered -= len(data)
         self._give_back(len(data))
+        watch = self._watch_in
+        if self._upgraded and not watch.closed:
+            # WebSocket frames (not a rejection's body): nothing may follow the server's
+            # close frame (RFC 6455 §5.5.1); what did is dropped.
+            size = watch.feed(data)
+            if watch.closed:
+                data = data[:size]
+                self._chunks.clear()
+                self._buffered = 0
         return data
+
+    def upgraded(self) -> None:
+        """The handshake accepted the WebSocket: from here the stream carries its frames."""
+        self._upgraded = True
 
     def _give_back(self, consumed: int) -> None:
         """The application consumed ``consumed`` bytes: reopen the stream's window by them,
