@@ -337,3 +337,34 @@ async def test_receive_rules_over_http2(server: Hypercorn, tls: dict[str, Any]) 
             assert (await ws.receive()).type is WSMsgType.CLOSED
             with pytest.raises(trio_ws.WSClosedError):
                 await ws.send_str("late")
+
+
+async def test_fallback_session_closes_its_websockets(h1_only: Hypercorn, ca: trustme.CA) -> None:
+    """Without HTTP/2 too, leaving the session closes its WebSockets (1001)."""
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as nursery:
+            async with trio_ws.open_session(
+                h1_only.url("/"), ssl=client_context(ca), server_hostname="localhost"
+            ) as session:
+                done = await session.connect_ws(nursery, "/echo")
+                await done.close()
+                ws = await session.connect_ws(nursery, "/echo")
+            assert ws.close_code == 1001
+            assert session.closed
+
+
+async def test_session_exception_policy(server: Hypercorn, tls: dict[str, Any]) -> None:
+    """An exception in the session's block leaves it unchanged (no ExceptionGroup), after
+    the session closed; cancellation stays cancellation."""
+    with trio.fail_after(GUARD):
+        with pytest.raises(KeyError, match="mine") as info:
+            async with trio_ws.open_session(server.url("/"), **tls) as session:
+                raise KeyError("mine")
+        assert info.type is KeyError
+        assert session.closed
+        with trio.CancelScope() as scope:
+            async with trio_ws.open_session(server.url("/"), **tls) as session:
+                scope.cancel()
+                await trio.sleep_forever()
+        assert scope.cancelled_caught
+        assert session.closed

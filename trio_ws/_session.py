@@ -83,6 +83,8 @@ class WSSession:
         self._options = options
         self._h2 = session
         self._closed = False
+        #: The WebSockets opened over HTTP/1.1 (without HTTP/2), closed with the session.
+        self._h1: list[ClientWebSocket] = []
 
     @property
     def http2(self) -> bool:
@@ -166,7 +168,11 @@ class WSSession:
         if self._closed:
             raise WSError("the session is closed")
         if session is None:
-            return await _connect(nursery, target.url, None, attrs.evolve(opts, http2=False))
+            ws = await _connect(nursery, target.url, None, attrs.evolve(opts, http2=False))
+            # Kept for aclose(); the closed ones are dropped as new ones come.
+            self._h1 = [w for w in self._h1 if not w.closed]
+            self._h1.append(ws)
+            return ws
         log = opts.logger or LOGGER
         serial = new_serial()
         started = trio.current_time()
@@ -211,17 +217,18 @@ class WSSession:
             return
         self._closed = True
         session = self._h2
-        if session is None:
-            await trio.lowlevel.checkpoint()
-            return
+        owners = session.owners if session is not None else self._h1
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + max(
                 GOING_AWAY_GRACE, self._options.timeout.ws_close or 0
             )
             async with trio.open_nursery() as nursery:
-                for owner in session.owners:
+                for owner in owners:
                     if isinstance(owner, ClientWebSocket) and not owner.closed:
                         nursery.start_soon(_going_away, owner)
+        self._h1 = []
+        if session is None:
+            return
         session.stop()
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + GOING_AWAY_GRACE
