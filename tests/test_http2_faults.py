@@ -17,6 +17,7 @@ import trio.testing
 
 import trio_ws
 from trio_ws import WSConnectionError, WSMsgType, WSServerHandshakeError
+from trio_ws._h2session import H2Session
 
 from .h2peer import H2Peer, open_h2_server
 from .servers import OP_CLOSE, OP_TEXT, RawPeer
@@ -287,3 +288,44 @@ async def test_rejection_body_is_not_read_as_frames() -> None:
             with pytest.raises(WSServerHandshakeError) as info:
                 await session.connect_ws(nursery, "/x")
             assert (info.value.status, info.value.body) == (403, body)
+
+
+async def test_protocol_error_breaks_every_websocket() -> None:
+    """Bytes that are not HTTP/2 from the server: an HTTP/2 protocol error, every WebSocket
+    1006 with it as the cause."""
+    with trio.fail_after(GUARD):
+        async with (
+            scripted() as (url, peers),
+            trio_ws.open_session(url) as session,
+            trio.open_nursery() as nursery,
+        ):
+            peer = await peers.receive()
+            nursery.start_soon(accept, peer)
+            ws = await session.connect_ws(nursery, "/a")
+            # A DATA frame on stream 0, which RFC 9113 §6.1 forbids.
+            await peer.stream.send_all(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+            assert (await ws.receive()).type is WSMsgType.ERROR
+            assert ws.close_code == 1006
+            assert "HTTP/2 protocol error" in repr(_causes(ws.exception()))
+            assert session.closed
+
+
+async def test_a_bug_in_the_session_ends_it_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the session's reader breaks its WebSockets with an internal WSError; nothing
+    raises into the nursery."""
+    def broken(self: H2Session, event: object) -> None:
+        raise ZeroDivisionError("bug")
+
+    with trio.fail_after(GUARD):
+        async with (
+            scripted() as (url, peers),
+            trio_ws.open_session(url) as session,
+            trio.open_nursery() as nursery,
+        ):
+            peer = await peers.receive()
+            nursery.start_soon(accept, peer)
+            ws = await session.connect_ws(nursery, "/a")
+            monkeypatch.setattr(H2Session, "_event", broken)
+            await peer.send_text(1, "boom")
+            assert (await ws.receive()).type is WSMsgType.ERROR
+            assert "internal error in the trio_ws HTTP/2 session" in repr(_causes(ws.exception()))

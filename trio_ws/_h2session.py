@@ -41,6 +41,7 @@ streams are open (the caller bounds it with its connect deadline).
 from __future__ import annotations
 
 import collections
+from collections.abc import Awaitable, Callable
 from typing import Final, final
 
 import h2.config
@@ -52,7 +53,7 @@ import h2.settings
 import trio
 
 from ._closewatch import CloseWatch
-from ._errors import WSConnectionError
+from ._errors import WSConnectionError, WSError
 
 __all__ = ["READ_SIZE", "STREAM_WINDOW", "WRITE_HIGH", "H2Session", "H2Stream"]
 
@@ -363,13 +364,23 @@ class H2Session:
         try:
             with self._scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._reader_task)
-                    nursery.start_soon(self._writer_task)
+                    nursery.start_soon(self._guarded, self._reader_task)
+                    nursery.start_soon(self._guarded, self._writer_task)
         finally:
             self._fail(WSConnectionError(f"the HTTP/2 session with {self.where} was closed"))
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.stream)
             self._done.set()
+
+    async def _guarded(self, task: Callable[[], Awaitable[None]]) -> None:
+        """Run ``task``; a bug in it ends the session (every stream breaks with it) instead of
+        raising into the nursery, which may be the application's."""
+        try:
+            await task()
+        except Exception as exc:
+            bug = WSError(f"internal error in the trio_ws HTTP/2 session: {exc!r}")
+            bug.__cause__ = exc
+            self._fail(bug)
 
     async def _reader_task(self) -> None:
         conn = self._h2
