@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from ._errors import InvalidArgument, WSConnectionError, WSProxyError, WSTLSError
-from ._h2session import H2Stream
+from ._h2stream import H2Stream
 from ._proxy import HttpTunnel, Proxy, SocksTunnel
 from ._url import Target
 
