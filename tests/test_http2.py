@@ -20,6 +20,7 @@ import trio_ws
 from trio_ws import WSMsgType, WSServerHandshakeError
 
 from .h2servers import Hypercorn, client_context, open_hypercorn
+from .proxies import http_proxy
 from .servers import open_websockets_server
 
 #: Guard against hangs: far above what any test here needs.
@@ -368,3 +369,18 @@ async def test_session_exception_policy(server: Hypercorn, tls: dict[str, Any]) 
                 await trio.sleep_forever()
         assert scope.cancelled_caught
         assert session.closed
+
+
+async def test_http2_through_an_http_proxy(server: Hypercorn, tls: dict[str, Any]) -> None:
+    """HTTP/2 (TLS with ALPN, or h2c) through an HTTP CONNECT tunnel: the proxy carries the
+    one connection of a session."""
+    async with http_proxy() as proxy:
+        with trio.fail_after(GUARD):
+            async with trio_ws.open_session(
+                server.url("/"), http2="require", proxy=proxy.url, **tls
+            ) as session, session.open_ws("/echo") as a, session.open_ws("/echo") as b:
+                await a.send_str("a")
+                await b.send_str("b")
+                assert (await a.receive_str(), await b.receive_str()) == ("a", "b")
+            await proxy.wait_target("127.0.0.1", server.port)
+            assert len(proxy.targets) == 1
