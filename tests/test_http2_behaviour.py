@@ -31,11 +31,13 @@ from .servers import OP_CLOSE, OP_PING, OP_TEXT, frame
 
 
 @asynccontextmanager
-async def session_pair() -> AsyncIterator[tuple[H2Session, H2Peer, trio.Nursery]]:
+async def session_pair(
+    heartbeat: float | None = None,
+) -> AsyncIterator[tuple[H2Session, H2Peer, trio.Nursery]]:
     """A running session over a memory stream, the scripted server at its other end, and a
     nursery for the WebSockets' tasks (cancelled on exit)."""
     client, server = trio.testing.memory_stream_pair()
-    session = H2Session(client, where="test")
+    session = H2Session(client, where="test", heartbeat=heartbeat)
     peer = H2Peer(server, connect_protocol=True, max_streams=None)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(session.run)
@@ -260,3 +262,38 @@ async def test_codes_the_server_receives(autojump_clock: trio.testing.MockClock)
                 await trio.sleep_forever()
         codes = [(await peer.read_frame(stream_id)).close_code for stream_id in ids]
         assert codes == [1000, 1011, 1001]
+
+
+async def test_session_heartbeat_keeps_a_live_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """heartbeat=20 on the session: PINGs after 20 s of silence are answered; it lives."""
+    async with session_pair(heartbeat=20) as (session, peer, nursery):
+        ws, _ = await open_ws(session, peer, nursery)
+        await trio.sleep(500)
+        assert session.usable
+        assert not ws.closed
+
+
+async def test_session_heartbeat_fails_a_hung_server(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A server that stops answering: at t=30 (20 s of silence, then 10 s after the PING)
+    the session fails with ServerTimeoutError; its WebSockets see 1006 with that cause."""
+    async with session_pair(heartbeat=20) as (session, peer, nursery):
+        ws, _ = await open_ws(session, peer, nursery)
+        start = trio.current_time()
+        peer.silent = True
+        assert (await ws.receive()).type is WSMsgType.ERROR
+        assert trio.current_time() - start == 30
+        assert ws.close_code == 1006
+        assert isinstance(session.failure, ServerTimeoutError)
+        assert session.failure in _causes(ws.exception())
+
+
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    chain = []
+    while exc is not None:
+        chain.append(exc)
+        exc = exc.__cause__
+    return chain

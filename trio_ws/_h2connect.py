@@ -97,7 +97,9 @@ async def dial(
                 await trio.aclose_forcefully(stream)
                 raise _refuse(target, f"the server chose {chosen or 'no protocol'} in ALPN, not h2")
             return stream  # HTTP/1.1 on this very connection
-    session = H2Session(stream, where=where, single=single)
+    # A session of its own: its one WebSocket's heartbeat watches it; a shared one pings.
+    heartbeat = None if single else options.heartbeat
+    session = H2Session(stream, where=where, single=single, heartbeat=heartbeat)
     nursery.start_soon(session.run, name=f"trio_ws HTTP/2 session {where}")
     try:
         accepted = await session.wait_settings()

@@ -52,7 +52,7 @@ import h2.exceptions
 import h2.settings
 import trio
 
-from ._errors import WSConnectionError, WSError
+from ._errors import ServerTimeoutError, WSConnectionError, WSError
 from ._h2stream import READ_SIZE, STREAM_WINDOW, H2Stream
 
 __all__ = ["READ_SIZE", "STREAM_WINDOW", "WRITE_HIGH", "H2Session", "H2Stream"]
@@ -74,12 +74,24 @@ class H2Session:
         where: the server, for messages.
         single: end the session (GOAWAY, close the socket) when its last stream closes (a
             session made for one ``open_ws(url, http2=True)``).
+        heartbeat: after this many seconds without a byte from the server, send a PING; if
+            nothing arrives within half of it, the session fails with
+            :exc:`ServerTimeoutError` (every stream breaks with it). ``None``: no PING.
     """
 
-    def __init__(self, stream: trio.abc.Stream, *, where: str, single: bool = False) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        where: str,
+        single: bool = False,
+        heartbeat: float | None = None,
+    ) -> None:
         self.stream = stream
         self.where = where
         self._single = single
+        self._heartbeat = heartbeat
+        self._last_rx = trio.current_time()
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
         conn = self._h2 = h2.connection.H2Connection(config=config)
         conn.local_settings = h2.settings.Settings(
@@ -134,6 +146,8 @@ class H2Session:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guarded, self._reader_task)
                     nursery.start_soon(self._guarded, self._writer_task)
+                    if self._heartbeat is not None:
+                        nursery.start_soon(self._guarded, self._heartbeat_task)
         finally:
             self._fail(WSConnectionError(f"the HTTP/2 session with {self.where} was closed"))
             with trio.CancelScope(shield=True):
@@ -155,6 +169,7 @@ class H2Session:
         try:
             while True:
                 data = await self.stream.receive_some(READ_SIZE)
+                self._last_rx = trio.current_time()
                 if not data:
                     self._fail(WSConnectionError(f"{self.where} closed the HTTP/2 connection"))
                     return
@@ -196,6 +211,28 @@ class H2Session:
             error = WSConnectionError(f"the HTTP/2 connection to {self.where} broke: {exc}")
             error.__cause__ = exc
             self._fail(error)
+
+    async def _heartbeat_task(self) -> None:
+        """PING after ``heartbeat`` seconds of silence; fail if nothing arrives within half
+        of it (any byte counts: a busy connection needs no PING)."""
+        interval = self._heartbeat
+        assert interval is not None
+        while True:
+            await trio.sleep_until(self._last_rx + interval)
+            if trio.current_time() < self._last_rx + interval:
+                continue  # bytes arrived meanwhile
+            sent = trio.current_time()
+            self._ping_serial += 1
+            self._h2.ping(self._ping_serial.to_bytes(8, "big"))
+            self._wake_writer()
+            await trio.sleep_until(sent + interval / 2)
+            if self._last_rx < sent:
+                self._fail(
+                    ServerTimeoutError(
+                        f"no data from {self.where} within {interval / 2} s after an HTTP/2 PING"
+                    )
+                )
+                return
 
     def _event(self, event: h2.events.Event) -> None:
         streams = self._streams

@@ -263,7 +263,9 @@ async def open_session(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[
             HTTP/2; ``"require"`` raises :exc:`WSServerHandshakeError` instead; ``False``
             always uses HTTP/1.1): those of the connection (``ssl``,
             ``server_hostname``, ``proxy``, ``unix_socket``, ``connect_timeout``...) and the
-            defaults of every WebSocket of the session.
+            defaults of every WebSocket of the session. ``heartbeat`` also watches the
+            connection: an HTTP/2 PING after that many seconds without data, and the session
+            fails with :exc:`ServerTimeoutError` if nothing arrives within half of it.
 
     Yields:
         The :class:`WSSession`.
