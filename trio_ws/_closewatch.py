@@ -27,7 +27,7 @@ class CloseWatch:
     __slots__ = ("_closing", "_header", "_skip", "closed")
 
     def __init__(self) -> None:
-        self._header = bytearray()  # a frame header not yet complete
+        self._header = b""  # a frame header not yet complete (at most 14 bytes)
         self._skip = 0  # payload bytes of the current frame still to pass
         self._closing = False  # the current frame is a close frame
         #: A whole close frame has passed.
@@ -47,7 +47,7 @@ class CloseWatch:
             else:
                 need = self._header_size() or 2
                 take = min(need - len(self._header), size - pos)
-                self._header += view[pos : pos + take]
+                self._header += bytes(view[pos : pos + take])
                 pos += take
                 full = self._header_size()
                 if not full or len(self._header) < full:
@@ -76,4 +76,4 @@ class CloseWatch:
             length = int.from_bytes(header[2:10], "big")
         self._closing = header[0] & 0x0F == _CLOSE
         self._skip = length
-        self._header = bytearray()
+        self._header = b""

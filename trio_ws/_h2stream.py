@@ -36,12 +36,34 @@ class H2Stream(trio.abc.Stream):
     failures.
     """
 
+    # Slots, a queue and an event only while needed: idle WebSockets are many.
+    __slots__ = (
+        "_broken",
+        "_buffered",
+        "_chunks",
+        "_close_sent",
+        "_closed",
+        "_ended",
+        "_readable",
+        "_sending",
+        "_session",
+        "_unacked",
+        "_upgraded",
+        "_watch_in",
+        "_watch_out",
+        "owner",
+        "response",
+        "session",
+        "stream_id",
+    )
+
     def __init__(self, session: H2Session, stream_id: int) -> None:
         #: The session (HTTP/2 connection) the stream belongs to.
         self.session = session
         self._session = session
         self.stream_id = stream_id
-        self._chunks: collections.deque[bytes] = collections.deque()
+        # A deque only while data waits: an empty one costs 600 bytes per idle WebSocket.
+        self._chunks: collections.deque[bytes] | None = None
         self._buffered = 0
         #: The response's header block, once it arrived.
         self.response: list[tuple[bytes, bytes]] | None = None
@@ -49,7 +71,7 @@ class H2Stream(trio.abc.Stream):
         self._broken: BaseException | None = None
         self._closed = False
         self._unacked = 0  # bytes consumed whose stream window was not given back yet
-        self._readable = trio.Event()
+        self._readable: trio.Event | None = None  # made by a reader that waits
         self._sending = False
         # The close frames of both directions (see _closewatch: the end of the stream).
         self._watch_in = CloseWatch()
@@ -62,7 +84,9 @@ class H2Stream(trio.abc.Stream):
     # --- called by the session (reader task) -----------------------------------------------
 
     def _wake(self) -> None:
-        self._readable.set()
+        if self._readable is not None:
+            self._readable.set()
+            self._readable = None
 
     def _headers(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.response is None:
@@ -73,6 +97,8 @@ class H2Stream(trio.abc.Stream):
         if self._watch_in.closed:
             return  # nothing may follow the server's close frame (RFC 6455 §5.5.1)
         if data:
+            if self._chunks is None:
+                self._chunks = collections.deque()
             self._chunks.append(data)
             self._buffered += len(data)
         # Padding counts against the window but is never consumed: give it back at once.
@@ -124,8 +150,8 @@ class H2Stream(trio.abc.Stream):
                 self._raise_broken()
             if self._ended:
                 return None
-            self._readable = trio.Event()
-            await self._readable.wait()
+            event = self._readable = trio.Event()
+            await event.wait()
         await trio.lowlevel.checkpoint()
         return self.response
 
@@ -141,7 +167,7 @@ class H2Stream(trio.abc.Stream):
         while True:
             if self._closed:
                 raise trio.ClosedResourceError("the HTTP/2 stream was closed")
-            if self._chunks:
+            if self._chunks:  # None or empty: nothing waits
                 data = self._take(limit)
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return data
@@ -150,11 +176,12 @@ class H2Stream(trio.abc.Stream):
             if self._at_end:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return b""
-            self._readable = trio.Event()
-            await self._readable.wait()
+            event = self._readable = trio.Event()
+            await event.wait()
 
     def _take(self, limit: int) -> bytes:
         chunks = self._chunks
+        assert chunks is not None
         first = chunks[0]
         if len(first) > limit:
             chunks[0] = first[limit:]
@@ -175,8 +202,10 @@ class H2Stream(trio.abc.Stream):
             size = watch.feed(data)
             if watch.closed:
                 data = data[:size]
-                self._chunks.clear()
+                chunks.clear()
                 self._buffered = 0
+        if not chunks:
+            self._chunks = None
         return data
 
     def upgraded(self) -> None:
