@@ -297,3 +297,29 @@ def _causes(exc: BaseException | None) -> list[BaseException]:
         chain.append(exc)
         exc = exc.__cause__
     return chain
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "options"),
+    [
+        (frame(0x3, b""), 1002, {}),  # a reserved opcode
+        (frame(OP_TEXT, b"\xff\xfe"), 1007, {}),  # invalid UTF-8
+        (frame(0x2, b"x" * 2000), 1009, {"max_msg_size": 1000}),
+        (frame(OP_TEXT, b"masked", masked=True), 1002, {}),  # a server must not mask
+    ],
+)
+async def test_protocol_violation_over_http2(
+    autojump_clock: trio.testing.MockClock, sent: bytes, code: int, options: dict[str, Any]
+) -> None:
+    """A violation by the server on the stream: ERROR for the application, then our close
+    frame with the right code on that stream; the session goes on."""
+    async with session_pair() as (session, peer, nursery):
+        ws, stream_id = await open_ws(session, peer, nursery, **options)
+        await peer.send(stream_id, sent)
+        msg = await ws.receive()
+        assert msg.type is WSMsgType.ERROR
+        got = await peer.read_frame(stream_id)
+        assert (got.opcode, got.close_code) == (OP_CLOSE, code)
+        other, other_id = await open_ws(session, peer, nursery)
+        await peer.send(other_id, frame(OP_TEXT, b"fine"))
+        assert await other.receive_str() == "fine"
