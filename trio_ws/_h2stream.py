@@ -32,21 +32,19 @@ STREAM_WINDOW: Final = 256 * 1024
 class H2Stream(trio.abc.Stream):
     """One HTTP/2 stream as a ``trio.abc.Stream``: the transport of one WebSocket.
 
-    Made by :meth:`H2Session.open_stream`. See the module docstring for flow control and
-    failures.
+    Made by :meth:`H2Session.open_stream`; flow control and failures are described in
+    :mod:`._h2session`.
     """
 
     # Slots, a queue and an event only while needed: idle WebSockets are many.
     __slots__ = (
         "_broken",
-        "_buffered",
         "_chunks",
         "_close_sent",
         "_closed",
         "_ended",
         "_readable",
         "_sending",
-        "_session",
         "_unacked",
         "_upgraded",
         "_watch_in",
@@ -60,11 +58,9 @@ class H2Stream(trio.abc.Stream):
     def __init__(self, session: H2Session, stream_id: int) -> None:
         #: The session (HTTP/2 connection) the stream belongs to.
         self.session = session
-        self._session = session
         self.stream_id = stream_id
         # A deque only while data waits: an empty one costs 600 bytes per idle WebSocket.
         self._chunks: collections.deque[bytes] | None = None
-        self._buffered = 0
         #: The response's header block, once it arrived.
         self.response: list[tuple[bytes, bytes]] | None = None
         self._ended = False  # the server sent END_STREAM
@@ -100,7 +96,6 @@ class H2Stream(trio.abc.Stream):
             if self._chunks is None:
                 self._chunks = collections.deque()
             self._chunks.append(data)
-            self._buffered += len(data)
         # Padding counts against the window but is never consumed: give it back at once.
         self._give_back(flow_length - len(data))
         self._wake()
@@ -156,7 +151,9 @@ class H2Stream(trio.abc.Stream):
         return self.response
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """Buffered DATA of the stream (at most ``max_bytes``), ``b""`` after END_STREAM.
+        """Buffered DATA of the stream (at most ``max_bytes``); ``b""`` (EOF) once the close
+        frames of both sides have passed, or after END_STREAM (but not between the server's
+        close frame and ours).
 
         Raises:
             trio.BrokenResourceError: the stream was reset or the session failed.
@@ -193,7 +190,6 @@ class H2Stream(trio.abc.Stream):
                 size += len(chunks[0])
                 parts.append(chunks.popleft())
             data = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._buffered -= len(data)
         self._give_back(len(data))
         watch = self._watch_in
         if self._upgraded and not watch.closed:
@@ -203,7 +199,6 @@ class H2Stream(trio.abc.Stream):
             if watch.closed:
                 data = data[:size]
                 chunks.clear()
-                self._buffered = 0
         if not chunks:
             self._chunks = None
         return data
@@ -217,14 +212,14 @@ class H2Stream(trio.abc.Stream):
         in batches of a quarter window (one WINDOW_UPDATE per batch, not per read)."""
         self._unacked += consumed
         if self._unacked >= STREAM_WINDOW // 4 and not self._ended and self._broken is None:
-            self._session._window_update(self.stream_id, self._unacked)
+            self.session._window_update(self.stream_id, self._unacked)
             self._unacked = 0
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data`` as DATA frames within the flow-control windows.
 
-        Waits for WINDOW_UPDATE while the windows are spent, and while the writer's backlog
-        is above :data:`WRITE_HIGH`. Cancelled while waiting, part of ``data`` may have been
+        Waits for WINDOW_UPDATE while the windows are spent, and while the session writer's
+        backlog is above ``WRITE_HIGH``. Cancelled while waiting, part of ``data`` may have been
         queued (as with a socket).
 
         Raises:
@@ -237,7 +232,7 @@ class H2Stream(trio.abc.Stream):
         self._sending = True
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
-            session = self._session
+            session = self.session
             view = memoryview(data).cast("B")
             closing = False
             if not self._watch_out.closed:
@@ -279,6 +274,6 @@ class H2Stream(trio.abc.Stream):
         """Close the stream without waiting: END_STREAM after the server's, else RST_STREAM."""
         if not self._closed:
             self._closed = True
-            self._session._closed_stream(self)
+            self.session._closed_stream(self)
             self._wake()
         await trio.lowlevel.checkpoint()
