@@ -1,11 +1,12 @@
-"""One HTTP/2 connection carrying WebSockets (RFC 8441): the session and its stream adapter.
+"""One HTTP/2 connection carrying WebSockets (RFC 8441): the session.
 
 Theory of operation
 -------------------
 
 An :class:`H2Session` owns one byte stream (TCP, or TLS where ALPN chose ``h2``), one
 ``h2.connection.H2Connection`` (python-hyper's sans-I/O HTTP/2: frames, HPACK, flow-control
-bookkeeping; we write no framing of our own) and two tasks, run by :meth:`H2Session.run`:
+bookkeeping; we write no framing of our own) and two tasks (three with a heartbeat), run by
+:meth:`H2Session.run`:
 
 * **the reader**, the only caller of ``receive_some`` on the socket: it feeds h2 and hands
   each event to its stream (headers, DATA, END_STREAM, RST_STREAM), or to the session
@@ -13,7 +14,9 @@ bookkeeping; we write no framing of our own) and two tasks, run by :meth:`H2Sess
 * **the writer**, the only caller of ``send_all`` on the socket: it sends what h2 has queued
   (``data_to_send()``) whenever anyone queued something. Everybody else only queues frames
   into h2, synchronously, and wakes it: nothing but the writer ever waits on the socket, so a
-  cancelled WebSocket send can never cut a frame of the shared connection in half.
+  cancelled WebSocket send can never cut a frame of the shared connection in half;
+* **the heartbeat** (with ``heartbeat=H``): a PING after H seconds without a byte from the
+  server; nothing within H/2 fails the session with ``ServerTimeoutError``.
 
 Each WebSocket runs on one HTTP/2 stream, presented to the connection layer as a
 ``trio.abc.Stream`` (:class:`~trio_ws._h2stream.H2Stream`, in its own module), so
@@ -28,15 +31,19 @@ it unchanged:
   WebSocket whose application stops reading stops its server after :data:`STREAM_WINDOW` bytes;
   the *connection's* window is given back as DATA arrives (what is buffered is already bounded
   by the streams' windows), so one stalled WebSocket never stalls the others;
-* ``aclose`` ends the stream (END_STREAM) when the server has ended its side, as after a
-  close handshake, and resets it (RST_STREAM CANCEL) otherwise. It never waits.
+* ``receive_some`` gives EOF once both close frames have passed (:mod:`._closewatch`): no
+  TIME_WAIT to spare anyone on a stream, and servers need not END_STREAM after answering;
+* ``aclose`` ends the stream with END_STREAM when the server has ended its side,
+  RST_STREAM (NO_ERROR) after a close handshake it has not, RST_STREAM (CANCEL) otherwise. It
+  never waits.
 
 Failures: a stream reset by the server breaks that stream only (its ``receive_some`` and
 ``send_all`` raise ``trio.BrokenResourceError``, so its WebSocket closes with 1006 and the
-cause); a GOAWAY with an error, a broken socket, an HTTP/2 protocol error or the session's
-end break every stream with the cause. A GOAWAY without error lets the streams it covers go
-on and refuses new ones. Opening a stream waits while ``SETTINGS_MAX_CONCURRENT_STREAMS``
-streams are open (the caller bounds it with its connect deadline).
+cause); a GOAWAY, a broken socket, an HTTP/2 protocol error, a failed heartbeat or the
+session's end break every stream with the cause. (RFC 9113 §6.8 would let the streams a
+GOAWAY without error covers finish, but h2 sends no frame after receiving one.) Opening a
+stream waits while ``SETTINGS_MAX_CONCURRENT_STREAMS`` streams are open (the caller bounds it
+with its connect deadline).
 """
 
 from __future__ import annotations
