@@ -126,16 +126,20 @@ class Hypercorn:
 
 @asynccontextmanager
 async def open_hypercorn(
-    *, cert_file: Path | None = None, alpn: Sequence[str] = ("h2", "http/1.1")
+    *,
+    cert_file: Path | None = None,
+    alpn: Sequence[str] = ("h2", "http/1.1"),
+    unix_path: Path | None = None,
 ) -> AsyncIterator[Hypercorn]:
-    """Serve :func:`echo_app` with hypercorn on 127.0.0.1 (a free port) for the block.
+    """Serve :func:`echo_app` with hypercorn on 127.0.0.1 (a free port) for the block, or on
+    the Unix socket ``unix_path`` (then the port is 0).
 
     With ``cert_file`` (key and chain in one PEM file) it serves TLS with ``alpn``; without,
     cleartext HTTP/1.1 and h2c with prior knowledge.
     """
     config = Config()
     # Port 0: the kernel picks a free port (no race); serve() reports the bound address.
-    config.bind = ["127.0.0.1:0"]
+    config.bind = [f"unix:{unix_path}" if unix_path is not None else "127.0.0.1:0"]
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 0.1
@@ -148,7 +152,7 @@ async def open_hypercorn(
         binds = await nursery.start(
             partial(serve, echo_app, config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
         )
-        port = int(binds[0].rsplit(":", 1)[1])
+        port = int(binds[0].rsplit(":", 1)[1]) if unix_path is None else 0
         try:
             yield Hypercorn("wss" if cert_file is not None else "ws", port)
         finally:

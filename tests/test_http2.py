@@ -384,3 +384,17 @@ async def test_http2_through_an_http_proxy(server: Hypercorn, tls: dict[str, Any
                 assert (await a.receive_str(), await b.receive_str()) == ("a", "b")
             await proxy.wait_target("127.0.0.1", server.port)
             assert len(proxy.targets) == 1
+
+
+async def test_h2c_over_a_unix_socket(tmp_path: Path) -> None:
+    """unix_socket= with http2: h2c with prior knowledge over the Unix socket."""
+    path = tmp_path / "h2.sock"
+    async with open_hypercorn(unix_path=path):
+        with trio.fail_after(GUARD):
+            async with (
+                trio_ws.open_session("ws://localhost", unix_socket=path, http2="require") as s,
+                s.open_ws("/echo") as ws,
+            ):
+                assert ws.get_extra_info("http_version") == "2"
+                await ws.send_str("unix")
+                assert await ws.receive_str() == "unix"
