@@ -120,7 +120,7 @@ def test_speedups_are_skipped_when_asked_or_missing(monkeypatch: pytest.MonkeyPa
     loaded = _framing._load_speedups()
     assert (loaded is not None) is _framing.has_speedups
     if loaded is not None:
-        assert loaded == (apply_mask, _framing.mask_frame)
+        assert loaded == (apply_mask, _framing.mask_frame, _framing.scan_messages)
     monkeypatch.setenv("TRIO_WS_NO_EXTENSIONS", "1")
     assert _framing._load_speedups() is None
     monkeypatch.delenv("TRIO_WS_NO_EXTENSIONS")

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from ._errors import InvalidArgument, WSMessageTypeError
 
@@ -66,6 +66,7 @@ __all__ = [
     "is_valid_close_code",
     "mask_frame",
     "parse_close",
+    "scan_messages",
 ]
 
 # Opcodes (RFC 6455 §5.2). 0x3-0x7 and 0xB-0xF are reserved.
@@ -302,22 +303,30 @@ def _mask_frame_python(head: bytes, data: bytes | bytearray | memoryview, mask: 
     return head + mask + _apply_mask_python(data, mask)
 
 
-_MaskFunctions = tuple[
+#: ``scan_messages`` of :mod:`trio_ws._speedups` (see there and ``ClientProtocol._parse``).
+ScanMessages = Callable[
+    [bytes, int, list[Any], Callable[[bytes], bytes] | None, int, type[tuple[Any, ...]], object,
+     object],
+    tuple[int, int, bytes | None],
+]
+_Speedups = tuple[
     Callable[[bytes | bytearray | memoryview, bytes], bytes],
     Callable[[bytes, bytes | bytearray | memoryview, bytes], bytes],
+    ScanMessages,
 ]
 
 
-def _load_speedups() -> _MaskFunctions | None:
+def _load_speedups() -> _Speedups | None:
     if os.environ.get("TRIO_WS_NO_EXTENSIONS"):
         return None
     try:
-        # An extension built from an older source lacks mask_frame: then neither is used.
+        # An extension built from an older source lacks a function: then none is used.
         from ._speedups import apply_mask as c_apply_mask
         from ._speedups import mask_frame as c_mask_frame
+        from ._speedups import scan_messages as c_scan_messages
     except ImportError:
         return None
-    return c_apply_mask, c_mask_frame
+    return c_apply_mask, c_mask_frame, c_scan_messages
 
 
 _speedups = _load_speedups()
@@ -328,6 +337,8 @@ apply_mask: Final = _speedups[0] if _speedups is not None else _apply_mask_pytho
 #: ``mask_frame(head, data, mask) -> bytes``: ``head + mask + apply_mask(data, mask)`` in one
 #: buffer (in C without the intermediate copy).
 mask_frame: Final = _speedups[1] if _speedups is not None else _mask_frame_python
+#: The parser's common case in C, or ``None`` (the parser then does it in Python).
+scan_messages: Final = _speedups[2] if _speedups is not None else None
 
 
 def build_frame(

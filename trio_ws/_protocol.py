@@ -18,10 +18,9 @@ handshake, with everything a caller needs on top of it:
   (autoclose), PING/PONG delivered only without autoping; the close code after a close or a
   failure (which codes may be sent: :mod:`trio_ws._framing`).
 
-The rooms: :mod:`trio_ws._framing` (the rules of one frame), :mod:`trio_ws._assembler` (the
-message being reassembled), :mod:`trio_ws._outbox` (our frames, built, masked, compressed,
-handed over), and this module: the parser driving the first two, the connection's state, and
-the ``send_*`` methods that check it before they feed the outbox.
+The rooms: :mod:`trio_ws._framing` (one frame's rules), :mod:`trio_ws._assembler` (the message
+being reassembled), :mod:`trio_ws._outbox` (our frames), and this module: the parser, the
+connection's state, and the ``send_*`` methods that check it before they feed the outbox.
 
 No I/O, no trio. The I/O layer feeds it what it reads (:meth:`receive_data`,
 :meth:`receive_eof`), gets :class:`WSMessage` objects back (or the pieces of one it asked to
@@ -29,13 +28,12 @@ stream: :meth:`stream_message`), and writes what the one :class:`~trio_ws._outbo
 holds: data and close frames in call order, pings and pongs ahead of them. Why not wsproto's
 framing: see ``docs/internals.rst``.
 
-The parser has two states. *Between frames* it reads a header; a whole message in one frame,
-all in the buffer (the common case), is built straight from the buffer without a call into
-another object. Otherwise the header goes through :func:`~trio_ws._framing.check_header`
-and the assembler, which gets a payload all in the buffer in one piece; only a frame that
-goes on in the next read is *streamed*, piece by piece (a big BINARY frame into a sink the
-I/O layer may read into: :meth:`ClientProtocol.receive_buffer`). Bytes of an incomplete
-header (at most 13) wait for the next read.
+The parser has two states. *Between frames* it reads a header; whole messages in one frame
+each, all in the buffer (the common case), are built straight from it, by the C loop
+``scan_messages`` of :mod:`trio_ws._speedups` where built, else in Python. Otherwise the
+header goes through :func:`~trio_ws._framing.check_header` and the assembler; only a frame
+that goes on in the next read is *streamed* (a big BINARY frame into a sink the I/O layer may
+read into: :meth:`ClientProtocol.receive_buffer`). An incomplete header waits for more.
 
 **The one lifecycle** lives here: :attr:`ClientProtocol.state`, ``close_code``,
 ``close_reason`` and ``failure``; the I/O layer asks and keeps no copy, and reports what only
@@ -83,6 +81,7 @@ from ._framing import (
     check_header,
     frame_opcode,
     parse_close,
+    scan_messages,
 )
 from ._outbox import Outbox
 from ._types import WSCloseCode, WSMessage, WSMsgType
@@ -147,25 +146,9 @@ class ClientProtocol:
 
     # Slots: thousands of idle connections are a use case (no __dict__ per instance).
     __slots__ = (
-        "_assembler",
-        "_autoclose",
-        "_autoping",
-        "_control_payload",
-        "_defer_failure_close",
-        "_deflate",
-        "_frame_fin",
-        "_frame_left",
-        "_frame_opcode",
-        "_head",
-                "bytes_in",
-        "close_code",
-        "close_reason",
-        "failure",
-        "frames_in",
-        "outbox",
-        "pongs",
-        "state",
-        "trace",
+        "_assembler", "_autoclose", "_autoping", "_control_payload", "_defer_failure_close",
+        "_deflate", "_frame_fin", "_frame_left", "_frame_opcode", "_head", "bytes_in",
+        "close_code", "close_reason", "failure", "frames_in", "outbox", "pongs", "state", "trace",
     )
 
     def __init__(
@@ -317,6 +300,8 @@ class ClientProtocol:
         frames = self.frames_in
         # Only the I/O layer sets it, never during a parse: a local suffices.
         stream_next = asm.stream_next
+        scan = scan_messages if trace is None and decode_text else None
+        inflate = deflate.inflate_message if deflate is not None else None
         try:
             while pos < n:
                 if self._frame_left:
@@ -331,6 +316,18 @@ class ClientProtocol:
                     elif self._frame_payload(buf[pos - take : pos], out):
                         return
                     continue
+                if scan is not None and not asm.opcode and not stream_next:
+                    # As the common case below, as many frames as it can (see _speedups.c).
+                    args = (inflate, max_msg_size, WSMessage, _TEXT_TYPE, _BINARY_TYPE)
+                    before = len(out)
+                    try:
+                        pos, count, bad = scan(buf, pos, out, *args)
+                    except ProtocolViolation:  # from inflate: its frame counts too
+                        frames += len(out) - before + 1
+                        raise
+                    frames += count
+                    if bad is not None:
+                        asm.whole_text(bad)  # raises the violation (1007)
                 # A frame header (RFC 6455 §5.2): 2 bytes, then 0, 2 or 8 bytes of length.
                 if n - pos < 2:
                     break
