@@ -215,3 +215,18 @@ async def test_the_heartbeat_waits_while_the_reader_is_paused() -> None:
         inbox.discard()
     assert order == ["resumed"]
     assert not inbox.full  # a discarded inbox never pauses the reader
+
+
+@pytest.mark.parametrize("limits", [{"max_queue": 1}, {"max_queue_bytes": 1}])
+async def test_the_smallest_queue_still_resumes(
+    limits: dict[str, int], autojump_clock: trio.testing.MockClock
+) -> None:
+    """max_queue=1 (or max_queue_bytes=1): half of the limit is 0, so "resume below half"
+    never came and the reader stayed paused for good. It resumes once the queue is empty."""
+    from trio_ws.testing import open_memory_pair
+
+    async with open_memory_pair(**limits) as (ws, server):  # type: ignore[arg-type]
+        for i in range(5):
+            await server.send_text(f"m{i}")
+        with trio.fail_after(60):  # virtual time: a reader that never resumes fails here
+            assert [await ws.receive_str() for _ in range(5)] == [f"m{i}" for i in range(5)]

@@ -300,8 +300,9 @@ class Inbox:
             self._owner._error_taken()
         if (
             self._space is not None
-            and len(self._queue) < self._limits[0] // 2
-            and self._bytes < self._limits[1] // 2
+            # (or 1: with a limit of 1, half of it is 0, and "below 0" never comes)
+            and len(self._queue) < (self._limits[0] // 2 or 1)
+            and self._bytes < (self._limits[1] // 2 or 1)
         ):
             self._resume()
         return msg
