@@ -88,6 +88,7 @@ LINKED: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
                 *("collections.abc.Callable", "collections.abc.Iterable"),
                 *("collections.abc.Mapping", "collections.abc.Sequence"),
             ),
+            **_on("library/contextlib.html", "py:class", "contextlib.AbstractAsyncContextManager"),
             **_on("library/logging.html", "py:class", "logging.Logger", "logging.LoggerAdapter"),
             **_on("library/os.html", "py:class", "os.PathLike"),
             **_on("library/ssl.html", "py:class", "ssl.SSLContext"),

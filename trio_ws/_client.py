@@ -433,7 +433,7 @@ def open_ws(
             ``logger``...) and typed by :class:`WSOptions`. All are checked before any I/O.
 
     Returns:
-        An async context manager: ``async with`` connects and gives the open
+        An async context manager; ``async with`` connects and gives the open
         :class:`ClientWebSocket`, and closes it when the block exits.
 
     Raises:
