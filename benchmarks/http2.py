@@ -75,6 +75,21 @@ def _fds() -> int:
 # one measurement (a fresh process)
 
 
+async def _one_websocket(
+    stack: contextlib.AsyncExitStack, base: str, http2: bool, options: dict[str, Any]
+) -> Any:
+    """One WebSocket to ``base``/echo, over its own HTTP/2 session or HTTP/1.1 connection,
+    closed with ``stack``."""
+    import trio_ws
+
+    if http2:
+        session = await stack.enter_async_context(
+            trio_ws.open_session(base, http2="require", **options)
+        )
+        return await stack.enter_async_context(session.open_ws("/echo"))
+    return await stack.enter_async_context(trio_ws.open_ws(base + "/echo", **options))
+
+
 async def _open_n(base: str, http2: bool, n: int, ctx: ssl.SSLContext | None) -> dict[str, Any]:
     import gc
 
@@ -87,13 +102,7 @@ async def _open_n(base: str, http2: bool, n: int, ctx: ssl.SSLContext | None) ->
     # Warm up (imports, the TLS context, a first handshake) over the transport measured; the
     # measured HTTP/2 run opens its own session, and its handshakes count.
     async with contextlib.AsyncExitStack() as stack:
-        if http2:
-            session = await stack.enter_async_context(
-                trio_ws.open_session(base, http2="require", **options)
-            )
-            ws = await stack.enter_async_context(session.open_ws("/echo"))
-        else:
-            ws = await stack.enter_async_context(trio_ws.open_ws(url, **options))
+        ws = await _one_websocket(stack, base, http2, options)
         await ws.send_bytes(PAYLOAD)
         await ws.receive_bytes()
     gc.collect()
@@ -154,18 +163,9 @@ async def _open_n(base: str, http2: bool, n: int, ctx: ssl.SSLContext | None) ->
 async def _w2(base: str, http2: bool, n: int, ctx: ssl.SSLContext | None) -> dict[str, Any]:
     import trio
 
-    import trio_ws
-
     options: dict[str, Any] = {"heartbeat": None, "ssl": ctx} if ctx else {"heartbeat": None}
-    url = base + "/echo"
     async with contextlib.AsyncExitStack() as stack:
-        if http2:
-            session = await stack.enter_async_context(
-                trio_ws.open_session(base, http2="require", **options)
-            )
-            ws = await stack.enter_async_context(session.open_ws("/echo"))
-        else:
-            ws = await stack.enter_async_context(trio_ws.open_ws(url, **options))
+        ws = await _one_websocket(stack, base, http2, options)
         for _ in range(n // 20):  # warm up
             await ws.send_bytes(PAYLOAD)
             await ws.receive_bytes()

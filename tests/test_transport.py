@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -23,6 +25,32 @@ def socket_stream_pair() -> tuple[trio.SocketStream, socket.socket]:
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
     return trio.SocketStream(trio.socket.from_stdlib_socket(ours)), theirs
+
+
+def closed_socket() -> trio.socket.SocketType:
+    """A socket closed by us (its descriptor is -1)."""
+    stream, peer = socket_stream_pair()
+    peer.close()
+    stream.socket.close()
+    return stream.socket
+
+
+@asynccontextmanager
+async def reset_connection() -> AsyncIterator[trio.socket.SocketType]:
+    """A TCP client socket whose server closed with SO_LINGER 0 (RST): reading it fails with
+    ECONNRESET; it is readable already."""
+    listener = trio.socket.socket()
+    with listener:
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = trio.socket.socket()
+        with client:
+            await client.connect(listener.getsockname())
+            server, _ = await listener.accept()
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()
+            await trio.lowlevel.wait_readable(client)
+            yield client
 
 
 async def test_write_now_writes_what_the_socket_takes() -> None:
@@ -83,26 +111,12 @@ async def test_receive_into_reads_into_the_view_and_reports_eof() -> None:
 
 async def test_receive_into_translates_errors_as_receive_some_does() -> None:
     """A closed socket: ClosedResourceError; a reset connection: BrokenResourceError."""
-    stream, peer = socket_stream_pair()
-    peer.close()
-    sock = stream.socket
-    sock.close()
     with pytest.raises(trio.ClosedResourceError):
-        await receive_into(sock, memoryview(bytearray(10)))
-    listener = trio.socket.socket()
-    with listener:
-        await listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        client = trio.socket.socket()
-        with client:
-            await client.connect(listener.getsockname())
-            server, _ = await listener.accept()
-            # SO_LINGER 0: close() sends RST, the client's read fails with ECONNRESET.
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            server.close()
-            with pytest.raises(trio.BrokenResourceError) as info:
-                await receive_into(client, memoryview(bytearray(10)))
-            assert isinstance(info.value.__cause__, ConnectionResetError)
+        await receive_into(closed_socket(), memoryview(bytearray(10)))
+    async with reset_connection() as client:
+        with pytest.raises(trio.BrokenResourceError) as info:
+            await receive_into(client, memoryview(bytearray(10)))
+        assert isinstance(info.value.__cause__, ConnectionResetError)
 
 
 async def test_read_now_reads_what_is_there_without_waiting() -> None:
@@ -135,23 +149,9 @@ def test_readable_socket_is_none_where_read_cannot_read_sockets(
 async def test_read_now_translates_errors_as_receive_some_does() -> None:
     """A closed socket (descriptor -1, never a reused number): ClosedResourceError; a reset
     connection: BrokenResourceError."""
-    stream, peer = socket_stream_pair()
-    peer.close()
-    sock = stream.socket
-    sock.close()
     with pytest.raises(trio.ClosedResourceError):
-        read_now(sock, 10)
-    listener = trio.socket.socket()
-    with listener:
-        await listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        client = trio.socket.socket()
-        with client:
-            await client.connect(listener.getsockname())
-            server, _ = await listener.accept()
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            server.close()
-            await trio.lowlevel.wait_readable(client)
-            with pytest.raises(trio.BrokenResourceError) as info:
-                read_now(client, 10)
-            assert isinstance(info.value.__cause__, ConnectionResetError)
+        read_now(closed_socket(), 10)
+    async with reset_connection() as client:
+        with pytest.raises(trio.BrokenResourceError) as info:
+            read_now(client, 10)
+        assert isinstance(info.value.__cause__, ConnectionResetError)
