@@ -325,11 +325,7 @@ class Assembler:
         if self._streamed:
             return self._chunk(data, end)
         if self.opcode == TEXT:
-            assert self._utf8 is not None
-            try:
-                text = self._utf8.decode(data, end)
-            except UnicodeDecodeError as exc:
-                raise _not_utf8("a TEXT message", exc) from None
+            text = self._text_of(data, end)
             if self._text is not None:
                 self._text.write(text)
             else:
@@ -363,16 +359,25 @@ class Assembler:
         self._end()
         return _tuple_new(WSMessage, (_BINARY_TYPE, value, None))
 
+    def _text_of(self, data: bytes | bytearray | memoryview, end: bool) -> str:
+        """The next piece of the TEXT message's text (a character cut by ``data``'s end waits
+        for the next piece, unless ``end``).
+
+        Raises:
+            ProtocolViolation: the bytes are not UTF-8 (1007).
+        """
+        assert self._utf8 is not None
+        try:
+            return self._utf8.decode(data, end)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8("a TEXT message", exc) from None
+
     def _chunk(self, data: bytes | bytearray | memoryview, end: bool) -> WSMessage | None:
         """A piece of a streamed message, as it goes to the receive queue (``None`` for an
         empty piece that is not the last)."""
         chunk: str | bytes
         if self.opcode == TEXT:
-            assert self._utf8 is not None
-            try:
-                text = self._utf8.decode(data, end)
-            except UnicodeDecodeError as exc:
-                raise _not_utf8("a TEXT message", exc) from None
+            text = self._text_of(data, end)
             chunk = text if self.decode_text else bytes(data)
             kind = _TEXT_TYPE
         else:
