@@ -32,7 +32,12 @@ class H2Peer:
     """The server end of one HTTP/2 connection, driven by a test's handler."""
 
     def __init__(
-        self, stream: trio.SocketStream, *, connect_protocol: bool, max_streams: int | None
+        self,
+        stream: trio.SocketStream,
+        *,
+        connect_protocol: bool,
+        max_streams: int | None,
+        window: int | None = None,
     ) -> None:
         self.stream = stream
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
@@ -40,8 +45,12 @@ class H2Peer:
         values = {h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: int(connect_protocol)}
         if max_streams is not None:
             values[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = max_streams
+        if window is not None:
+            values[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = window
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values=values)
         self.conn.initiate_connection()
+        if window is not None:  # the connection's window too
+            self.conn.increment_flow_control_window(window)
         self._requests_in, self._requests = trio.open_memory_channel[
             tuple[int, dict[bytes, bytes]]
         ](100)
@@ -54,6 +63,8 @@ class H2Peer:
         self._lock = trio.Lock()  # the reader task and the test both write
         #: Read and drop everything (a server that hangs: no PING ACK, nothing).
         self.silent = False
+        #: PINGs received from the client (h2 acknowledges each).
+        self.pings = 0
 
     async def flush(self) -> None:
         async with self._lock:
@@ -88,6 +99,8 @@ class H2Peer:
                         self.ended.add(event.stream_id)
                     elif isinstance(event, h2.events.StreamReset):
                         self.resets[event.stream_id] = int(event.error_code)
+                    elif isinstance(event, h2.events.PingReceived):
+                        self.pings += 1
                 self._changed.set()
                 self._changed = trio.Event()
                 await self.flush()

@@ -144,10 +144,7 @@ async def handshake(session: H2Session, hs: H2Handshake) -> tuple[H2Stream, Hand
                 f"the HTTP/2 stream to {hs.target.url} broke during the opening handshake: "
                 f"{exc.__cause__ or exc}"
             ) from exc
-        if headers is None:
-            hs.receive_eof()
-        else:
-            hs.receive_headers(headers)
+        hs.receive_headers(headers)
         body_deadline = trio.current_time() + BODY_GRACE if hs.in_body else math.inf
         with trio.move_on_at(body_deadline):
             while not hs.done:

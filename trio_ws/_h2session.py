@@ -242,6 +242,11 @@ class H2Session:
                 return
 
     def _event(self, event: h2.events.Event) -> None:
+        # A stream's events only come while we track it: we stop tracking a stream when h2
+        # closes it (its reset, our END_STREAM or RST_STREAM, after which h2 reports nothing
+        # on it) or when the session ends (after our GOAWAY h2 reports nothing, after the
+        # server's it refuses every frame). The ``is not None`` checks guard against a
+        # disagreement with h2 (a KeyError would end the session); no test reaches them.
         streams = self._streams
         if isinstance(event, h2.events.DataReceived):
             # The connection's window goes back at once: what is buffered is bounded by the
@@ -315,7 +320,11 @@ class H2Session:
         self._wake_writer()
 
     def _broken_by(self, exc: h2.exceptions.ProtocolError) -> WSConnectionError:
-        """h2 refused to send: the stream or the connection is closed on its side."""
+        """h2 refused to send: the stream or the connection is closed on its side.
+
+        A guard, not a path any test reaches: h2 closes a stream or the connection only on
+        an event the reader handles at once (the stream breaks, or the session fails), so a
+        stream we think sendable is open in h2."""
         error = WSConnectionError(f"HTTP/2 refused to send to {self.where}: {exc}")
         error.__cause__ = exc
         return error
@@ -324,7 +333,9 @@ class H2Session:
         try:
             self._h2.increment_flow_control_window(size, stream_id=stream_id)
         except h2.exceptions.ProtocolError:
-            return  # the stream ended meanwhile: no window to give back
+            # A guard: the stream gives credit back only while the server has not ended it and
+            # it is not broken, and h2 keeps such a stream open.
+            return
         self._wake_writer()
 
     def _closed_stream(self, stream: H2Stream) -> None:
@@ -346,7 +357,9 @@ class H2Session:
                 else:
                     conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
             except h2.exceptions.ProtocolError:
-                pass  # the stream (or the connection) is already closed on h2's side
+                # A guard: a stream we still track with the session alive is open in h2 (see
+                # _event), and both frames are allowed on an open or half-closed stream.
+                pass
             self._wake_writer()
         self._streams.pop(stream_id, None)
         self._notify()
@@ -378,10 +391,8 @@ class H2Session:
         await self.wait_settings()
         conn = self._h2
         while True:
-            if self._failure is not None:
+            if self._failure is not None:  # GOAWAY and stop() set it too
                 raise self._failure
-            if not self.usable:
-                raise WSConnectionError(f"the HTTP/2 session with {self.where} is going away")
             if conn.open_outbound_streams < conn.remote_settings.max_concurrent_streams:
                 break
             await self._wait_changed()

@@ -85,9 +85,9 @@ class H2Stream(trio.abc.Stream):
             self._readable = None
 
     def _headers(self, headers: list[tuple[bytes, bytes]]) -> None:
-        if self.response is None:
-            self.response = headers
-            self._wake()
+        # h2 reports one final response per stream (a later header block is trailers).
+        self.response = headers
+        self._wake()
 
     def _data(self, data: bytes, flow_length: int) -> None:
         if self._watch_in.closed:
@@ -134,8 +134,12 @@ class H2Stream(trio.abc.Stream):
         assert exc is not None
         raise trio.BrokenResourceError(f"HTTP/2 stream {self.stream_id}: {exc}") from exc
 
-    async def wait_response(self) -> list[tuple[bytes, bytes]] | None:
-        """The response's header block; ``None`` if the stream ended without one.
+    async def wait_response(self) -> list[tuple[bytes, bytes]]:
+        """The response's header block.
+
+        A stream never ends without one: h2 reports the response before END_STREAM, and
+        refuses DATA or END_STREAM before a final response as a protocol error (the session
+        fails, and so does this call).
 
         Raises:
             trio.BrokenResourceError: the stream was reset or the session failed first.
@@ -143,8 +147,6 @@ class H2Stream(trio.abc.Stream):
         while self.response is None:
             if self._broken is not None:
                 self._raise_broken()
-            if self._ended:
-                return None
             event = self._readable = trio.Event()
             await event.wait()
         await trio.lowlevel.checkpoint()

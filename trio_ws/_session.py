@@ -308,6 +308,9 @@ async def open_session(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[
         if rest is not None:
             raise WSError(f"internal error in trio_ws: {group!r}") from group
         if body_exc is None:
+            # Only the session's task was cancelled, after the block and aclose() were done:
+            # a task that outlives aclose() is one given up in the connect phase (the HTTP/1.1
+            # fallback), still sending its GOAWAY when an outer scope is cancelled.
             body_exc = group.exceptions[0]
     if body_exc is not None:
         raise body_exc
