@@ -130,12 +130,14 @@ async def open_hypercorn(
     cert_file: Path | None = None,
     alpn: Sequence[str] = ("h2", "http/1.1"),
     unix_path: Path | None = None,
+    ping_interval: float | None = None,
 ) -> AsyncIterator[Hypercorn]:
     """Serve :func:`echo_app` with hypercorn on 127.0.0.1 (a free port) for the block, or on
     the Unix socket ``unix_path`` (then the port is 0).
 
     With ``cert_file`` (key and chain in one PEM file) it serves TLS with ``alpn``; without,
-    cleartext HTTP/1.1 and h2c with prior knowledge.
+    cleartext HTTP/1.1 and h2c with prior knowledge. ``ping_interval``: hypercorn pings every
+    WebSocket that often (its ``websocket_ping_interval``).
     """
     config = Config()
     # Port 0: the kernel picks a free port (no race); serve() reports the bound address.
@@ -143,6 +145,7 @@ async def open_hypercorn(
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 0.1
+    config.websocket_ping_interval = ping_interval
     if cert_file is not None:
         config.certfile = str(cert_file)
         config.keyfile = str(cert_file)
