@@ -7,6 +7,7 @@ connection layer as over HTTP/1.1 on an HTTP/2 stream.
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -398,3 +399,16 @@ async def test_h2c_over_a_unix_socket(tmp_path: Path) -> None:
                 assert ws.get_extra_info("http_version") == "2"
                 await ws.send_str("unix")
                 assert await ws.receive_str() == "unix"
+
+
+async def test_debug_log_names_http2(server: Hypercorn, tls: dict[str, Any], caplog: Any) -> None:
+    """The debug log shows the extended CONNECT and an HTTP/2 response line (no reason
+    phrase), never HTTP/1.1."""
+    caplog.set_level(logging.DEBUG, logger="trio_ws")
+    with trio.fail_after(GUARD):
+        async with trio_ws.open_ws(server.url(), http2="require", **tls) as ws:
+            pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "trio_ws.client"]
+    assert f"[{ws.id}] > CONNECT /echo HTTP/2 (:protocol websocket)" in lines
+    assert f"[{ws.id}] < HTTP/2 200" in lines
+    assert not any("HTTP/1.1" in line for line in lines)

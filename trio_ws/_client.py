@@ -242,7 +242,9 @@ async def _connect(
                         hs = _new_h2_handshake(options, first, target)
                         opened, _ = await h2_handshake(session, hs)
                         request = _h2_request_text(hs)
-                        log_handshake(log, ws_id, target.url, request, *hs.response_head())
+                        log_handshake(
+                            log, ws_id, target.url, request, *hs.response_head(), http_version="2"
+                        )
                         break
                     opened = dialed
                 elif opened is None:

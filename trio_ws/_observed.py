@@ -346,8 +346,11 @@ def log_handshake(
     status: int,
     reason: str,
     headers: list[tuple[str, str]],
+    *,
+    http_version: str = "1.1",
 ) -> None:
-    """DEBUG: the request sent and the response head received (credentials redacted)."""
+    """DEBUG: the request sent and the response head received (credentials redacted), over
+    HTTP ``http_version`` (``"1.1"`` or ``"2"``)."""
     if not log.isEnabledFor(_DEBUG):
         return
     extra = log_extra(ws_id, url)
@@ -356,6 +359,7 @@ def log_handshake(
     pairs = [field.partition(": ")[::2] for field in fields if field]
     for name, value in redact(pairs):
         log.debug("[%s] > %s: %s", ws_id, name, value, extra=extra)
-    log.debug("[%s] < HTTP/1.1 %s %s", ws_id, status, reason, extra=extra)
+    head = f"HTTP/{http_version} {status} {reason}".rstrip()  # HTTP/2 has no reason phrase
+    log.debug("[%s] < %s", ws_id, head, extra=extra)
     for name, value in redact(headers):
         log.debug("[%s] < %s: %s", ws_id, name, value, extra=extra)
