@@ -288,6 +288,24 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="connect to this Unix domain socket (the URL still gives Host and the TLS name)",
     )
+    # Two flags, not --http2[=require]: an optional value would swallow the URL that follows.
+    http2 = group.add_mutually_exclusive_group()
+    http2.add_argument(
+        "--http2",
+        dest="http2",
+        action="store_const",
+        const=True,
+        default=False,
+        help="run the WebSocket over HTTP/2 (RFC 8441; h2c for ws://) when the server offers "
+        "it, else over HTTP/1.1",
+    )
+    http2.add_argument(
+        "--http2-only",
+        dest="http2",
+        action="store_const",
+        const="require",
+        help="as --http2, but fail (status 6) when the server does not offer it",
+    )
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -476,6 +494,7 @@ def _connect_options(args: argparse.Namespace) -> trio_ws.WSOptions:
         "ssl": _tls(args),
         "proxy": None if args.proxy == "none" else (args.proxy or True),
         "unix_socket": args.unix_socket,
+        "http2": args.http2,
     }
 
 

@@ -242,8 +242,9 @@ async def run_session(
     ws: ClientWebSocket | None = None
     with stopper.stage():
         async with trio_ws.open_ws(url, **options) as ws:
+            over = " over HTTP/2" if ws.get_extra_info("http_version") == "2" else ""
             extra = f" (subprotocol {ws.protocol!r})" if ws.protocol else ""
-            console.say(f"= connected to {url}{extra}")
+            console.say(f"= connected to {url}{over}{extra}")
             with stopper.stage():
                 await talk(ws)
             with stopper.stage(skip_if_stopped=False):
