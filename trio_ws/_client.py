@@ -56,7 +56,7 @@ from ._h2connect import dial
 from ._h2connect import handshake as h2_handshake
 from ._h2handshake import H2Handshake
 from ._h2session import H2Session
-from ._handshake import ClientHandshake, HandshakeResult, Negotiated
+from ._handshake import REDIRECT_STATUSES, ClientHandshake, HandshakeResult, Negotiated
 from ._monitor import LOGGER, format_id, log_extra, new_serial
 from ._observed import Logger, log_handshake, log_opened
 from ._options import ConnectOptions, WSOptions, make_options
@@ -125,20 +125,35 @@ def _credentials(
     return target.credentials, headers
 
 
+def _refusal(hs: ClientHandshake) -> WSServerHandshakeError:
+    """The refusal a redirect's handshake ends with."""
+    try:
+        hs.result()
+    except WSServerHandshakeError as exc:
+        return exc
+    raise AssertionError("a redirect is a refusal")  # pragma: no cover
+
+
+def _h2_location(refusal: WSServerHandshakeError, options: ConnectOptions) -> str | None:
+    """The ``Location`` to follow after an HTTP/2 refusal, as on HTTP/1.1: a redirect status
+    (RFC 9110 §15.4) with exactly one non-empty ``Location``, and ``max_redirects`` > 0."""
+    if options.max_redirects <= 0 or refusal.status not in REDIRECT_STATUSES:
+        return None
+    locations = [value for name, value in refusal.headers if name.lower() == "location"]
+    return locations[0] if len(locations) == 1 and locations[0] else None
+
+
 def _redirect(
-    hs: ClientHandshake,
+    location: str,
+    refusal: WSServerHandshakeError,
     target: Target,
     chain: list[str],
     options: ConnectOptions,
     stream: trio.abc.Stream | None,
 ) -> Target:
-    """Where ``hs``'s redirect goes, or :exc:`WSRedirectError` if it may not be followed."""
-    location = hs.redirect
-    assert location is not None
-    try:
-        hs.result()
-    except WSServerHandshakeError as exc:
-        status, headers, body = exc.status, exc.headers, exc.body
+    """Where the redirect to ``location`` goes, or :exc:`WSRedirectError` if it may not be
+    followed (``refusal``: the redirect's status, headers and body)."""
+    status, headers, body = refusal.status, refusal.headers, refusal.body
 
     def refuse(why: str, where: str) -> WSRedirectError:
         hops = " -> ".join([*chain, where])
@@ -231,23 +246,42 @@ async def _connect(
     progress = Progress()
     opened: trio.abc.Stream | None = None
     session: H2Session | None = None
+    session_origin: tuple[bool, str, int, str | None] | None = None
     try:
         with trio.move_on_at(deadline) as scope:
             while True:
                 opened = stream
-                if opened is None and options.http2 and not chain:
-                    dialed = await dial(nursery, target, options, progress, single=True)
-                    if isinstance(dialed, H2Session):
-                        session = dialed
+                if opened is None and options.http2:
+                    if session is not None and session_origin != target.origin:
+                        # A redirect to another origin: that one needs its own connection.
+                        session.stop()
+                        session = None
+                    if session is None:
+                        dialed = await dial(nursery, target, options, progress, single=True)
+                        if isinstance(dialed, H2Session):
+                            session, session_origin = dialed, target.origin
+                            session.single = False  # kept while redirects are followed
+                        else:
+                            opened = dialed
+                    if session is not None:
                         hs = _new_h2_handshake(options, first, target)
-                        opened, _ = await h2_handshake(session, hs)
+                        try:
+                            opened, _ = await h2_handshake(session, hs)
+                        except WSServerHandshakeError as refusal:
+                            location = _h2_location(refusal, options)
+                            if location is None:
+                                raise
+                            chain.append(target.url)
+                            target = _redirect(location, refusal, target, chain, options, stream)
+                            hs = _new_handshake(options, first, target)
+                            continue
                         request = _h2_request_text(hs)
                         log_handshake(
                             log, ws_id, target.url, request, *hs.response_head(), http_version="2"
                         )
+                        session.single = True  # ends with its WebSocket's stream
                         break
-                    opened = dialed
-                elif opened is None:
+                if opened is None:
                     opened = await open_stream(
                         target,
                         ssl=options.ssl,
@@ -268,7 +302,7 @@ async def _connect(
                 if hs.redirect is None:
                     break
                 chain.append(target.url)
-                target = _redirect(hs, target, chain, options, stream)
+                target = _redirect(hs.redirect, _refusal(hs), target, chain, options, stream)
                 hs = _new_handshake(options, first, target)
                 await trio.aclose_forcefully(opened)
                 opened = None

@@ -96,7 +96,9 @@ class H2Session:
     ) -> None:
         self.stream = stream
         self.where = where
-        self._single = single
+        #: End the session when its last stream closes (``single``); the connect phase turns
+        #: it off while it follows a redirect on the same session.
+        self.single = single
         self._heartbeat = heartbeat
         self._last_rx = trio.current_time()
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
@@ -363,7 +365,7 @@ class H2Session:
             self._wake_writer()
         self._streams.pop(stream_id, None)
         self._notify()
-        if self._single and not self._streams:
+        if self.single and not self._streams:
             self.stop()
 
     async def wait_settings(self) -> bool:
