@@ -11,8 +11,9 @@ test_connection for HTTP/1.1.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, Literal
 
 import pytest
@@ -139,16 +140,41 @@ async def test_receive_json_on_text_that_is_not_json(connect: Opener) -> None:
         assert await ws.receive_json() == {"a": 1}
 
 
+class _Watch(logging.Handler):
+    def __init__(self, needle: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.needle = needle
+        self.seen = trio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.seen.set()
+
+
+@contextmanager
+def watch_log(needle: str) -> Iterator[trio.Event]:
+    """An event set when trio_ws logs a record containing ``needle`` (DEBUG on for it)."""
+    logger = logging.getLogger("trio_ws.client")
+    handler, level = _Watch(needle), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @pytest.mark.parametrize("autoping", [True, False])
 async def test_server_ping(transport: str, autoping: bool) -> None:
-    """hypercorn pings every 50 ms: with autoping the pings are never delivered (the reader
-    answers them); without, receive() returns PING."""
+    """hypercorn pings every 50 ms: with autoping the reader answers with a pong (seen in
+    the debug log) and the ping is never delivered; without, receive() returns PING."""
     async with open_hypercorn(ping_interval=0.05) as server:
         connect = opener(transport, f"ws://127.0.0.1:{server.port}")
-        with trio.fail_after(GUARD):
+        with trio.fail_after(GUARD), watch_log("> PONG") as ponged:
             async with connect(autoping=autoping) as ws:
                 if autoping:
-                    await trio.sleep(0.2)  # several pings come and are answered meanwhile
+                    await ponged.wait()  # a ping came and was answered, without receive()
                     await ws.send_str("data")
                     msg = await ws.receive()  # the echo: no PING before it
                     assert (msg.type, msg.data) == (WSMsgType.TEXT, "data")

@@ -412,3 +412,21 @@ async def test_debug_log_names_http2(server: Hypercorn, tls: dict[str, Any], cap
     assert f"[{ws.id}] > CONNECT /echo HTTP/2 (:protocol websocket)" in lines
     assert f"[{ws.id}] < HTTP/2 200" in lines
     assert not any("HTTP/1.1" in line for line in lines)
+
+
+async def test_debug_log_of_a_session_websocket(
+    server: Hypercorn, tls: dict[str, Any], caplog: Any
+) -> None:
+    """A session's WebSocket logs its extended CONNECT and the HTTP/2 answer too."""
+    caplog.set_level(logging.DEBUG, logger="trio_ws")
+    with trio.fail_after(GUARD):
+        async with (
+            trio_ws.open_session(server.url("/"), **tls) as session,
+            session.open_ws("/echo", headers={"Authorization": "Bearer t0ken"}) as ws,
+        ):
+            pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "trio_ws.client"]
+    assert f"[{ws.id}] > CONNECT /echo HTTP/2 (:protocol websocket)" in lines
+    assert f"[{ws.id}] > authorization: ***" in lines
+    assert f"[{ws.id}] < HTTP/2 200" in lines
+    assert "t0ken" not in "\n".join(lines)

@@ -36,6 +36,7 @@ import trio
 
 from ._client import (
     _connect,
+    _h2_request_text,
     _new_h2_handshake,
     _spell_out_options,
     hidden_nursery,
@@ -46,7 +47,8 @@ from ._errors import ConnectTimeoutError, InvalidArgument, WSError
 from ._h2connect import dial
 from ._h2connect import handshake as h2_handshake
 from ._h2session import H2Session
-from ._monitor import LOGGER, new_serial
+from ._monitor import LOGGER, format_id, new_serial
+from ._observed import log_handshake
 from ._options import ConnectOptions, WSOptions, make_options
 from ._transport import Progress
 from ._types import WSCloseCode
@@ -185,6 +187,9 @@ class WSSession:
                 f"opening a WebSocket to {target.url} over HTTP/2 took longer than "
                 f"connect_timeout={timeout} s"
             )
+        request = _h2_request_text(hs)
+        head = hs.response_head()
+        log_handshake(log, format_id(serial), target.url, request, *head, http_version="2")
         ws = start_ws(nursery, stream, result, opts, target, log, serial, started)
         stream.owner = ws
         return ws
