@@ -56,3 +56,15 @@ async def test_http2_only_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert "does not speak HTTP/2" in err
+
+
+async def test_verbose_says_http2(capsys: pytest.CaptureFixture[str]) -> None:
+    """-v: the INFO record of the opened connection says HTTP/2; -vv: the response line of
+    the handshake is HTTP/2's."""
+    async with open_hypercorn() as server:
+        status, _ = await run_client([server.url(), "--http2-only", "-vv"], ECHO)
+    assert status == ExitStatus.OK
+    err = capsys.readouterr().err
+    assert f"connected to {server.url()} over HTTP/2 (" in err
+    assert "< HTTP/2 200" in err
+    assert "HTTP/1.1" not in err

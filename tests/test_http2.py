@@ -412,6 +412,8 @@ async def test_debug_log_names_http2(server: Hypercorn, tls: dict[str, Any], cap
     assert f"[{ws.id}] > CONNECT /echo HTTP/2 (:protocol websocket)" in lines
     assert f"[{ws.id}] < HTTP/2 200" in lines
     assert not any("HTTP/1.1" in line for line in lines)
+    opened = [line for line in lines if " connected to " in line]
+    assert opened[0].startswith(f"[{ws.id}] connected to {server.url()} over HTTP/2 (")
 
 
 async def test_debug_log_of_a_session_websocket(

@@ -55,7 +55,7 @@ from ._errors import (
 from ._h2connect import dial
 from ._h2connect import handshake as h2_handshake
 from ._h2handshake import H2Handshake
-from ._h2session import H2Session
+from ._h2session import H2Session, H2Stream
 from ._handshake import REDIRECT_STATUSES, ClientHandshake, HandshakeResult, Negotiated
 from ._monitor import LOGGER, format_id, log_extra, new_serial
 from ._observed import Logger, log_handshake, log_opened
@@ -384,7 +384,8 @@ def start_ws(
         queue_limits=_queue_limits(options.max_queue, options.max_queue_bytes),
         write_limit=options.write_limit,
     )
-    log_opened(log, format_id(serial), negotiated, negotiated.opened_at - started)
+    took = negotiated.opened_at - started
+    log_opened(log, format_id(serial), negotiated, took, http2=isinstance(opened, H2Stream))
     ws._start(result.trailing_data)
     return ws
 

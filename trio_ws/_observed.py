@@ -322,15 +322,19 @@ class Observed:
         return log_extra(self.id, self._negotiated.url)
 
 
-def log_opened(log: Logger, ws_id: str, negotiated: Negotiated, took: float) -> None:
-    """INFO: the connection is open (with the handshake at DEBUG)."""
+def log_opened(
+    log: Logger, ws_id: str, negotiated: Negotiated, took: float, *, http2: bool = False
+) -> None:
+    """INFO: the connection is open (with the handshake at DEBUG); ``http2``: on an HTTP/2
+    stream."""
     if log.isEnabledFor(logging.INFO):
         headers = negotiated.response_headers
         extensions = [v for k, v in headers if k.lower() == "sec-websocket-extensions"]
         log.info(
-            "[%s] connected to %s (subprotocol %r, extensions %r) in %.1f ms",
+            "[%s] connected to %s%s (subprotocol %r, extensions %r) in %.1f ms",
             ws_id,
             negotiated.url,
+            " over HTTP/2" if http2 else "",
             negotiated.subprotocol,
             ", ".join(extensions),
             took * 1e3,
