@@ -186,33 +186,27 @@ def _queue_limits(messages: int, size: int) -> tuple[int, int]:
     return (messages, size)
 
 
-def _new_handshake(options: ConnectOptions, first: Target, target: Target) -> ClientHandshake:
+def _offer_of(options: ConnectOptions, first: Target, target: Target) -> dict[str, Any]:
+    """What the handshake offers ``target`` (the same over HTTP/1.1 and HTTP/2)."""
     auth, headers = _credentials(options, first, target)
-    return ClientHandshake(
-        target,
-        protocols=options.protocols,
-        headers=headers,
-        origin=options.origin,
-        auth=auth,
-        compress=options.compress,
-        client_notakeover=options.client_notakeover,
-        user_agent=options.user_agent,
-        follow_redirects=options.max_redirects > 0,
-    )
+    return {
+        "protocols": options.protocols,
+        "headers": headers,
+        "origin": options.origin,
+        "auth": auth,
+        "compress": options.compress,
+        "client_notakeover": options.client_notakeover,
+        "user_agent": options.user_agent,
+    }
+
+
+def _new_handshake(options: ConnectOptions, first: Target, target: Target) -> ClientHandshake:
+    follow = options.max_redirects > 0
+    return ClientHandshake(target, follow_redirects=follow, **_offer_of(options, first, target))
 
 
 def _new_h2_handshake(options: ConnectOptions, first: Target, target: Target) -> H2Handshake:
-    auth, headers = _credentials(options, first, target)
-    return H2Handshake(
-        target,
-        protocols=options.protocols,
-        headers=headers,
-        origin=options.origin,
-        auth=auth,
-        compress=options.compress,
-        client_notakeover=options.client_notakeover,
-        user_agent=options.user_agent,
-    )
+    return H2Handshake(target, **_offer_of(options, first, target))
 
 
 def _h2_request_text(hs: H2Handshake) -> bytes:

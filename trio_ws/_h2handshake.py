@@ -10,8 +10,9 @@ exactly as on HTTP/1.1, by :class:`~trio_ws._offer.Offer`. Any other status is a
 :exc:`WSServerHandshakeError` with the status, the headers and the start of the body.
 
 h2 parses the frames and HPACK; this class sees header lists (bytes pairs, as
-``header_encoding=None`` gives them) and DATA. Redirects are not followed over HTTP/2 (a 3xx
-is a rejection with its status and headers).
+``header_encoding=None`` gives them) and DATA. A 3xx is a rejection here, with its status and
+headers; ``open_ws`` follows it from there (``_client._h2_location``) with the redirect policy
+of HTTP/1.1.
 """
 
 from __future__ import annotations
