@@ -30,7 +30,6 @@ import functools
 import inspect
 import logging
 import math
-import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,7 +51,7 @@ from ._errors import (
     WSServerHandshakeError,
     WSTLSError,
 )
-from ._h2connect import dial
+from ._h2connect import dial, open_transport
 from ._h2connect import handshake as h2_handshake
 from ._h2handshake import H2Handshake
 from ._h2session import H2Session, H2Stream
@@ -61,8 +60,7 @@ from ._monitor import LOGGER, format_id, log_extra, new_serial
 from ._observed import Logger, log_handshake, log_opened
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
-from ._proxy import proxy_for
-from ._transport import Progress, limit_unsent, open_stream, tls_reason, write_now
+from ._transport import Progress, limit_unsent, tls_reason, write_now
 from ._types import BasicAuth
 from ._url import Target, parse_url, resolve_redirect
 
@@ -276,20 +274,7 @@ async def _connect(
                         session.single = True  # ends with its WebSocket's stream
                         break
                 if opened is None:
-                    opened = await open_stream(
-                        target,
-                        ssl=options.ssl,
-                        server_hostname=options.server_hostname,
-                        proxy=proxy_for(
-                            target,
-                            options.proxy,
-                            os.environ,
-                            auth=options.proxy_auth,
-                            headers=options.proxy_headers,
-                        ),
-                        user_agent=options.user_agent,
-                        progress=progress,
-                    )
+                    opened = await open_transport(target, options, progress)
                 assert isinstance(hs, ClientHandshake)
                 await _handshake(opened, hs, plain_wss)
                 log_handshake(log, ws_id, target.url, hs.request_bytes(), *hs.response_head())
@@ -513,14 +498,20 @@ async def hidden_nursery(
                     if body_exc is None:
                         body_exc = exc
     except BaseExceptionGroup as group:
-        _, rest = group.split(trio.Cancelled)
-        if rest is not None:
-            raise WSError(f"internal error in trio_ws: {group!r}") from group
         # Only the nursery's exit checkpoint can add a Cancelled here: outer cancellation.
-        if body_exc is None:
-            body_exc = group.exceptions[0]
+        body_exc = settle_group(group, body_exc)
     if body_exc is not None:
         raise body_exc
+
+
+def settle_group(group: BaseExceptionGroup, body_exc: BaseException | None) -> BaseException:
+    """What leaves a hidden nursery whose exit raised ``group``: the block's own exception
+    if it had one, else the ``Cancelled`` of outer cancellation. Anything but ``Cancelled``
+    in the group is a bug of ours (background tasks never raise): an internal ``WSError``."""
+    _, rest = group.split(trio.Cancelled)
+    if rest is not None:
+        raise WSError(f"internal error in trio_ws: {group!r}") from group
+    return body_exc if body_exc is not None else group.exceptions[0]
 
 
 _spell_out_options(open_ws)

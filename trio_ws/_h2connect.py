@@ -42,9 +42,14 @@ _H2_ALPN = ("h2", "http/1.1")
 _H1_ALPN = ("http/1.1",)
 
 
-async def _open(
-    target: Target, options: ConnectOptions, progress: Progress, alpn: tuple[str, ...] | None
+async def open_transport(
+    target: Target,
+    options: ConnectOptions,
+    progress: Progress,
+    alpn: tuple[str, ...] | None = None,
 ) -> trio.abc.Stream:
+    """The byte stream to ``target`` under ``options`` (TCP or a Unix socket, a proxy's
+    tunnel, TLS offering ``alpn``), for HTTP/1.1 and HTTP/2 alike."""
     return await open_stream(
         target,
         ssl=options.ssl,
@@ -88,7 +93,7 @@ async def dial(
         WSConnectionError, WSTLSError, WSProxyError: as :func:`~trio_ws.open_ws`.
     """
     require = options.http2 == "require"
-    stream = await _open(target, options, progress, _H2_ALPN)
+    stream = await open_transport(target, options, progress, _H2_ALPN)
     where = f"{target.host}:{target.port}"
     if isinstance(stream, trio.SSLStream):
         chosen = stream.selected_alpn_protocol()
@@ -121,7 +126,7 @@ async def dial(
             "the server speaks HTTP/2 but does not accept WebSockets over it "
             "(no SETTINGS_ENABLE_CONNECT_PROTOCOL)",
         )
-    return await _open(target, options, progress, _H1_ALPN)
+    return await open_transport(target, options, progress, _H1_ALPN)
 
 
 async def handshake(session: H2Session, hs: H2Handshake) -> tuple[H2Stream, HandshakeResult]:

@@ -40,6 +40,7 @@ from ._client import (
     _new_h2_handshake,
     _spell_out_options,
     hidden_nursery,
+    settle_group,
     start_ws,
 )
 from ._connection import GOING_AWAY_GRACE, ClientWebSocket
@@ -309,14 +310,11 @@ async def open_session(url: str, **options: Unpack[WSOptions]) -> AsyncIterator[
                     if body_exc is None:
                         body_exc = exc
     except BaseExceptionGroup as group:
-        _, rest = group.split(trio.Cancelled)
-        if rest is not None:
-            raise WSError(f"internal error in trio_ws: {group!r}") from group
-        if body_exc is None:
-            # Only the session's task was cancelled, after the block and aclose() were done:
-            # a task that outlives aclose() is one given up in the connect phase (the HTTP/1.1
-            # fallback), still sending its GOAWAY when an outer scope is cancelled.
-            body_exc = group.exceptions[0]
+        # Without an exception of the block, only the session's task was cancelled, after the
+        # block and aclose() were done: a task that outlives aclose() is one given up in the
+        # connect phase (the HTTP/1.1 fallback), still sending its GOAWAY when an outer scope
+        # is cancelled.
+        body_exc = settle_group(group, body_exc)
     if body_exc is not None:
         raise body_exc
 
