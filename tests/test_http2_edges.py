@@ -25,7 +25,7 @@ from trio_ws import (
 )
 from trio_ws._h2session import H2Session
 
-from .test_http2_faults import _causes, accept, scripted
+from .test_http2_faults import _causes, accept, scripted, scripted_session
 
 GUARD = 10.0
 
@@ -155,12 +155,7 @@ async def test_open_waiting_for_a_stream_fails_with_the_session() -> None:
     """An open waiting for a free stream (SETTINGS_MAX_CONCURRENT_STREAMS=1) raises
     WSConnectionError naming the GOAWAY that ends the session meanwhile."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted(max_streams=1) as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session(max_streams=1) as (session, peer, nursery):
             nursery.start_soon(accept, peer)
             await session.connect_ws(nursery, "/a")
             failed: list[BaseException] = []
@@ -181,12 +176,7 @@ async def test_open_waiting_for_a_stream_fails_with_the_session() -> None:
 async def test_unknown_reset_code_is_named_by_its_number() -> None:
     """RST_STREAM with an error code HTTP/2 does not define: the cause names its number."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             nursery.start_soon(accept, peer)
             ws = await session.connect_ws(nursery, "/a")
             await peer.reset(1, 0xBEEF)
@@ -199,12 +189,7 @@ async def test_tcp_reset_breaks_every_websocket() -> None:
     """The server's TCP connection is reset (RST, not FIN): each WebSocket sees 1006 with
     the broken connection as the cause; the session is closed."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             sockets = []
             for path in ("/a", "/b"):
                 nursery.start_soon(accept, peer)

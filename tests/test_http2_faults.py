@@ -41,6 +41,20 @@ async def scripted(
         yield f"ws://127.0.0.1:{port}", receive
 
 
+@asynccontextmanager
+async def scripted_session(
+    **options: object,
+) -> AsyncIterator[tuple[trio_ws.WSSession, H2Peer, trio.Nursery]]:
+    """A session on the scripted server (``options`` are the server's), the server's side of
+    its connection, and a nursery for ``connect_ws``."""
+    async with (
+        scripted(**options) as (url, peers),
+        trio_ws.open_session(url) as session,
+        trio.open_nursery() as nursery,
+    ):
+        yield session, await peers.receive(), nursery
+
+
 async def accept(peer: H2Peer) -> int:
     """Answer the next extended CONNECT with 200; its stream id."""
     stream_id, headers = await peer.next_request()
@@ -54,12 +68,7 @@ async def test_reset_stream_breaks_only_its_websocket() -> None:
     """RST_STREAM on one stream: its WebSocket closes with 1006 and the reset as the cause;
     another WebSocket of the session goes on."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             nursery.start_soon(accept, peer)
             a = await session.connect_ws(nursery, "/a")
             nursery.start_soon(accept, peer)
@@ -82,12 +91,7 @@ async def test_reset_stream_breaks_only_its_websocket() -> None:
 async def test_goaway_with_error_breaks_every_websocket() -> None:
     """GOAWAY with an error code: every WebSocket sees 1006 with the GOAWAY as the cause."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             sockets = []
             for path in ("/a", "/b", "/c"):
                 nursery.start_soon(accept, peer)
@@ -106,12 +110,7 @@ async def test_graceful_goaway_ends_the_session() -> None:
     """GOAWAY without error: h2 allows no frame after it, so every WebSocket ends with 1006
     and the GOAWAY as the cause, and no new one is opened."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             nursery.start_soon(accept, peer)
             a = await session.connect_ws(nursery, "/a")
             await peer.goaway(0, last_stream_id=1)
@@ -124,12 +123,7 @@ async def test_graceful_goaway_ends_the_session() -> None:
 async def test_killed_session_breaks_every_websocket() -> None:
     """The server's socket dies mid-traffic: each WebSocket sees 1006 with the cause."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             sockets = []
             for path in ("/a", "/b"):
                 nursery.start_soon(accept, peer)
@@ -184,12 +178,7 @@ async def test_opening_waits_for_a_free_stream() -> None:
     """SETTINGS_MAX_CONCURRENT_STREAMS=1: a second open waits until the first stream closes,
     and gives up at connect_timeout."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted(max_streams=1) as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session(max_streams=1) as (session, peer, nursery):
             nursery.start_soon(accept, peer)
             a = await session.connect_ws(nursery, "/a")
             with pytest.raises(trio_ws.ConnectTimeoutError):
@@ -273,12 +262,7 @@ async def test_rejection_body_is_not_read_as_frames() -> None:
     """A 403 whose body looks like a WebSocket close frame ("H" is 0x48) is kept whole."""
     body = b"H" * 300
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
 
             async def refuse() -> None:
                 stream_id, _ = await peer.next_request()
@@ -294,12 +278,7 @@ async def test_protocol_error_breaks_every_websocket() -> None:
     """Bytes that are not HTTP/2 from the server: an HTTP/2 protocol error, every WebSocket
     1006 with it as the cause."""
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             nursery.start_soon(accept, peer)
             ws = await session.connect_ws(nursery, "/a")
             # A DATA frame on stream 0, which RFC 9113 §6.1 forbids.
@@ -317,12 +296,7 @@ async def test_a_bug_in_the_session_ends_it_quietly(monkeypatch: pytest.MonkeyPa
         raise ZeroDivisionError("bug")
 
     with trio.fail_after(GUARD):
-        async with (
-            scripted() as (url, peers),
-            trio_ws.open_session(url) as session,
-            trio.open_nursery() as nursery,
-        ):
-            peer = await peers.receive()
+        async with scripted_session() as (session, peer, nursery):
             nursery.start_soon(accept, peer)
             ws = await session.connect_ws(nursery, "/a")
             monkeypatch.setattr(H2Session, "_event", broken)

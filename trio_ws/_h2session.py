@@ -173,6 +173,12 @@ class H2Session:
             bug.__cause__ = exc
             self._fail(bug)
 
+    def _broke(self, exc: trio.BrokenResourceError | trio.ClosedResourceError) -> None:
+        """The socket failed under the reader or the writer: every stream breaks with it."""
+        error = WSConnectionError(f"the HTTP/2 connection to {self.where} broke: {exc}")
+        error.__cause__ = exc
+        self._fail(error)
+
     async def _reader_task(self) -> None:
         conn = self._h2
         try:
@@ -194,9 +200,7 @@ class H2Session:
                     self._event(event)
                 self._wake_writer()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            error = WSConnectionError(f"the HTTP/2 connection to {self.where} broke: {exc}")
-            error.__cause__ = exc
-            self._fail(error)
+            self._broke(exc)
 
     async def _writer_task(self) -> None:
         conn = self._h2
@@ -217,9 +221,7 @@ class H2Session:
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            error = WSConnectionError(f"the HTTP/2 connection to {self.where} broke: {exc}")
-            error.__cause__ = exc
-            self._fail(error)
+            self._broke(exc)
 
     async def _heartbeat_task(self) -> None:
         """PING after ``heartbeat`` seconds of silence; fail if nothing arrives within half
