@@ -302,6 +302,7 @@ class ClientProtocol:
         stream_next = asm.stream_next
         scan = scan_messages if trace is None and decode_text else None
         inflate = deflate.inflate_message if deflate is not None else None
+        scan_args = (inflate, max_msg_size, WSMessage, _TEXT_TYPE, _BINARY_TYPE)
         try:
             while pos < n:
                 if self._frame_left:
@@ -318,10 +319,9 @@ class ClientProtocol:
                     continue
                 if scan is not None and not asm.opcode and not stream_next:
                     # As the common case below, as many frames as it can (see _speedups.c).
-                    args = (inflate, max_msg_size, WSMessage, _TEXT_TYPE, _BINARY_TYPE)
                     before = len(out)
                     try:
-                        pos, count, bad = scan(buf, pos, out, *args)
+                        pos, count, bad = scan(buf, pos, out, *scan_args)
                     except ProtocolViolation:  # from inflate: its frame counts too
                         frames += len(out) - before + 1
                         raise
