@@ -40,6 +40,9 @@ def fuzz(session: nox.Session) -> None:
         "-m",
         "pytest",
         "tests/test_fuzz.py",
+        # The differential tests (C parser vs Python, fast 101 head vs h11), fresh inputs.
+        "tests/test_scan.py",
+        "tests/test_fasthead.py",
         "--hypothesis-show-statistics",
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "fuzz"},
