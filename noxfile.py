@@ -40,8 +40,10 @@ def fuzz(session: nox.Session) -> None:
         "-m",
         "pytest",
         "tests/test_fuzz.py",
-        # The differential tests (C parser vs Python, fast 101 head vs h11), fresh inputs.
+        # The differential tests (C parser vs Python, C inflater vs the zlib module's, fast 101
+        # head vs h11), fresh inputs.
         "tests/test_scan.py",
+        "tests/test_inflate.py",
         "tests/test_fasthead.py",
         "--hypothesis-show-statistics",
         *session.posargs,

@@ -189,7 +189,7 @@ def test_reset_forgets_the_open_message() -> None:
     asm.start(BINARY, True, 3)
     assert asm.feed(deflated(b"abc")[:2], False) is None
     asm.reset()
-    assert (asm.opcode, asm._parts, deflate._inflated) == (0, None, 0)
+    assert (asm.opcode, asm._parts, deflate.inflater.inflated) == (0, None, 0)
     with violation(1002, "outside a message"):
         asm.next_fragment(0)
     Assembler().reset()  # nothing open, no deflate: nothing to do

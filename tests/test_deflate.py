@@ -10,8 +10,26 @@ import zlib
 
 import pytest
 
-from trio_ws._deflate import ClientDeflate
+from trio_ws import _deflate
+from trio_ws._deflate import ClientDeflate, InflaterClass, PyInflater
 from trio_ws._framing import ProtocolViolation
+
+try:
+    from trio_ws._inflate import Inflater as CInflater
+except ImportError:  # pragma: no cover - the extension was not built
+    CInflater = None  # type: ignore[assignment,misc]
+
+INFLATERS = [pytest.param(PyInflater, id="py-inflater")]
+if CInflater is not None:  # pragma: no branch
+    INFLATERS.append(pytest.param(CInflater, id="c-inflater"))
+
+
+@pytest.fixture(autouse=True, params=INFLATERS)
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> InflaterClass:
+    """Every test here runs with each inflater (the C one where it was built)."""
+    cls: InflaterClass = request.param
+    monkeypatch.setattr(_deflate, "inflater_class", cls)
+    return cls
 
 
 def deflate_message(data: bytes, compressor: zlib._Compress | None = None) -> bytes:
@@ -166,3 +184,13 @@ def test_inflate_message_after_the_first_message(takeover: bool) -> None:
     with pytest.raises(ProtocolViolation, match="invalid compressed data") as info:
         ext.inflate_message(b"\xff\xff\xff\xff")
     assert info.value.code == 1007
+
+
+def test_without_context_takeover_no_message_sees_the_one_before() -> None:
+    """A fresh stream for each message, even after a message in pieces ended its stream and
+    an empty piece followed (the zlib-module inflater used to keep that stream for the next
+    whole messages, so an unfinished stored block in one was completed by the next)."""
+    ext = ClientDeflate(server_no_context_takeover=True, max_msg_size=50)
+    assert ext.inflate(b"\x03\x00") + ext.inflate(b"") + ext.end_message() == b""
+    assert ext.inflate_message(b"") == b""  # an unfinished stored block: nothing yet
+    assert ext.inflate_message(b"\x00") == b""  # an empty stored block, in a new stream

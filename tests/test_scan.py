@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_ws import WSMessage, WSMsgType, _framing
+from trio_ws import WSMessage, WSMsgType, _deflate, _framing
 from trio_ws import _protocol as protocol_module
-from trio_ws._deflate import ClientDeflate
+from trio_ws._deflate import ClientDeflate, PyInflater
 from trio_ws._protocol import ClientProtocol
 
 pytestmark = pytest.mark.skipif(
@@ -56,13 +56,15 @@ def streams(draw: st.DrawFn) -> tuple[bytes, bool]:
         )
         if kind in ("text", "fragments"):
             payload = ("é" * (size // 2)).encode()
-        compress = deflate and kind in ("text", "binary") and draw(st.booleans())
+        if kind == "bad-utf8":
+            payload = b"ok\xff"
+        compress = deflate and kind in ("text", "binary", "bad-utf8") and draw(st.booleans())
         if compress:
             payload = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
             payload = payload[:-4]
         rsv1 = 0x40 if compress else 0
         if kind == "text" or kind == "bad-utf8":
-            data = payload if kind == "text" else b"ok\xff"
+            data = payload
             out += header(0x81 | rsv1, len(data)) + data
         elif kind == "binary":
             out += header(0x82 | rsv1, len(payload)) + payload
@@ -93,11 +95,17 @@ def new_core(*, deflate: bool, max_msg_size: int) -> ClientProtocol:
     return ClientProtocol(deflate=inflater, max_msg_size=max_msg_size)
 
 
-def run(wire: bytes, cuts: list[int], *, c_loop: bool, deflate: bool, size: int) -> Any:
-    # The parser reads the module's name each parse: switched off by replacing it.
+def run(
+    wire: bytes, cuts: list[int], *, c_loop: bool, deflate: bool, size: int, c_inflate: bool
+) -> Any:
+    # The parser reads the module's name each parse: switched off by replacing it; the
+    # inflater class likewise.
     saved = getattr(protocol_module, "scan_messages")  # noqa: B009
+    saved_inflater = _deflate.inflater_class
     if not c_loop:
         setattr(protocol_module, "scan_messages", None)  # noqa: B010
+    if not c_inflate:
+        _deflate.inflater_class = PyInflater
     try:
         core = new_core(deflate=deflate, max_msg_size=size)
         got: list[WSMessage] = []
@@ -109,6 +117,7 @@ def run(wire: bytes, cuts: list[int], *, c_loop: bool, deflate: bool, size: int)
         return shown, core.state, core.close_code, core.frames_in, core.data_to_send()[:2]
     finally:
         setattr(protocol_module, "scan_messages", saved)  # noqa: B010
+        _deflate.inflater_class = saved_inflater
 
 
 @settings(max_examples=400, deadline=None)
@@ -122,8 +131,11 @@ def test_the_c_loop_and_the_python_parser_agree(
 ) -> None:
     wire, deflate = stream
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(wire) - 1)), max_size=3)))
-    assert run(wire, cuts, c_loop=True, deflate=deflate, size=size) == run(
-        wire, cuts, c_loop=False, deflate=deflate, size=size
+    # The C loop with the C inflater (called without Python) or the Python one (called as
+    # a Python callable), against the Python parser with the Python inflater.
+    c_inflate = data.draw(st.booleans())
+    assert run(wire, cuts, c_loop=True, deflate=deflate, size=size, c_inflate=c_inflate) == run(
+        wire, cuts, c_loop=False, deflate=deflate, size=size, c_inflate=False
     )
 
 

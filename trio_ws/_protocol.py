@@ -301,7 +301,7 @@ class ClientProtocol:
         # Only the I/O layer sets it, never during a parse: a local suffices.
         stream_next = asm.stream_next
         scan = scan_messages if trace is None and decode_text else None
-        inflate = deflate.inflate_message if deflate is not None else None
+        inflate = deflate.inflater if deflate is not None else None
         scan_args = (inflate, max_msg_size, WSMessage, _TEXT_TYPE, _BINARY_TYPE)
         try:
             while pos < n:
@@ -374,14 +374,14 @@ class ClientProtocol:
                     rsv = b0 & 0x70
                     if rsv == 0 and max_msg_size and length > max_msg_size:
                         raise asm.too_big(length)  # (a compressed one is bounded by the inflate)
-                    if end <= n and (rsv == 0 or (rsv == 0x40 and deflate is not None)):
+                    if end <= n and (rsv == 0 or (rsv == 0x40 and inflate is not None)):
                         # The common case: a whole message in one frame, all in the buffer.
                         pos = end
                         data = buf[start:end]
                         if trace is not None:
                             trace.append(("<", opcode, True, rsv != 0, length, data[:PREVIEW]))
-                        if rsv and deflate is not None:
-                            data = deflate.inflate_message(data)
+                        if rsv and inflate is not None:
+                            data = inflate(data)
                         if opcode == BINARY:
                             out.append(_tuple_new(WSMessage, (_BINARY_TYPE, data, None)))
                         elif decode_text:

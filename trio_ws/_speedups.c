@@ -15,12 +15,21 @@
  *   uncompressed payload above max_msg_size when that is not 0), where the Python parser
  *   takes over, and returns where it stopped and how many frames it read. A TEXT payload that
  *   is not UTF-8 stops the loop after its frame, returned as bad_text for the Python parser
- *   to raise its violation (1007); exceptions of `inflate` propagate.
+ *   to raise its violation (1007); exceptions of `inflate` propagate. When `inflate` is a
+ *   trio_ws._inflate.Inflater (and that module was built), its C entry inflates the payload
+ *   where it lies in `buf` and decodes the text (module constant inflate_linked: 1);
+ *   otherwise `inflate` is called with the payload as bytes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_inflate.h"
+
+/* trio_ws._inflate's C entry, when that module was built: scan_messages then inflates an
+ * Inflater's frames without a call through Python and without copying the payload first. */
+static const TrioWsInflateAPI *inflate_api = NULL;
 
 static void
 xor_mask(const unsigned char *src, const unsigned char *key, unsigned char *dst, Py_ssize_t n)
@@ -222,6 +231,22 @@ scan_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (rsv == 0 && max_msg_size > 0 && length > (unsigned long long)max_msg_size) {
             break;
         }
+        if (rsv && inflate_api != NULL && Py_TYPE(inflate) == inflate_api->type) {
+            int bad_text;
+
+            pos = start + (Py_ssize_t)length;
+            frames++;
+            data = inflate_api->inflate_frame(inflate, (const char *)buf + start,
+                                              (Py_ssize_t)length, opcode == 1, &bad_text);
+            if (data == NULL) {
+                goto done;
+            }
+            if (bad_text) {
+                bad = data; /* for the Python parser to raise its violation */
+                break;
+            }
+            goto append;
+        }
         payload = PyBytes_FromStringAndSize((const char *)buf + start, (Py_ssize_t)length);
         if (payload == NULL) {
             goto done;
@@ -258,6 +283,7 @@ scan_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(data);
             data = text;
         }
+    append:
         /* msg_type(kind, data, None), as tuple.__new__ makes a tuple subclass' instance. */
         msg = msg_type->tp_alloc(msg_type, 3);
         if (msg == NULL) {
@@ -304,5 +330,26 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&speedups_module);
+    PyObject *module = PyModule_Create(&speedups_module), *inflate_module;
+
+    if (module == NULL) {
+        return NULL;
+    }
+    if (!getenv("TRIO_WS_NO_EXTENSIONS")) {
+        /* Optional: without it, an Inflater is called as the Python callable it also is.
+         * (PyCapsule_Import would not import the submodule, only look it up.) */
+        inflate_module = PyImport_ImportModule("trio_ws._inflate");
+        if (inflate_module != NULL) {
+            inflate_api = PyCapsule_Import(TRIO_WS_INFLATE_CAPSULE, 0);
+            Py_DECREF(inflate_module);
+        }
+        if (inflate_api == NULL) {
+            PyErr_Clear();
+        }
+    }
+    if (PyModule_AddIntConstant(module, "inflate_linked", inflate_api != NULL) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

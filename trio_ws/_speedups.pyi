@@ -16,3 +16,5 @@ def scan_messages(
     binary_kind: object,
     /,
 ) -> tuple[int, int, bytes | None]: ...
+
+inflate_linked: int
