@@ -110,6 +110,12 @@ def which_trio_ws() -> dict[str, Any]:
     except ImportError:
         info["speedups"] = None
     try:
+        import trio_ws._inflate as inflate
+
+        info["inflate"] = inflate.__file__
+    except ImportError:
+        info["inflate"] = None
+    try:
         direct_url = metadata.distribution("trio-ws").read_text("direct_url.json")
         info["installed_from"] = json.loads(direct_url) if direct_url else None
     except metadata.PackageNotFoundError:

@@ -257,15 +257,15 @@ def probe(python: str | None) -> dict[str, Any]:
         info["commit"] = _git_commit(Path(source.removeprefix("file://")))
     here = Path(info["file"]).resolve().is_relative_to(ROOT)
     info["same_as_subject"] = python is not None and here
-    # An in-place build of the C speed-up (editable install) is not rebuilt when the C changes.
-    source_c = ROOT / "trio_ws" / "_speedups.c"
-    built = info.get("speedups")
-    info["speedups_stale"] = bool(
-        here
-        and built
-        and source_c.exists()
+    # An in-place build of the C speed-ups (editable install) is not rebuilt when the C changes.
+    info["speedups_stale"] = [
+        name
+        for name, key in (("_speedups", "speedups"), ("_inflate", "inflate"))
+        if here
+        and (built := info.get(key))
+        and (source_c := ROOT / "trio_ws" / f"{name}.c").exists()
         and Path(built).stat().st_mtime < source_c.stat().st_mtime
-    )
+    ]
     return info
 
 
@@ -275,11 +275,12 @@ def describe(row: str, info: dict[str, Any]) -> str:
         return f"{row}: {info['error']}"
     text = f"{row}: trio_ws {info['version']} from {Path(info['file']).parent}"
     text += f", C speed-up {'yes' if info['speedups'] else 'no'}"
+    text += f", C inflate {'yes' if info.get('inflate') else 'no'}"
     if info.get("commit"):
         text += f", installed from {info['installed_from']['url']} at {info['commit'][:12]}"
     text += f"; Python {info['python']} ({info['executable']}), trio {info['trio']}"
-    if info["speedups_stale"]:
-        text += "\n  warning: trio_ws/_speedups.c is newer than its in-place build: reinstall"
+    for name in info["speedups_stale"]:
+        text += f"\n  warning: trio_ws/{name}.c is newer than its in-place build: reinstall"
     if info["same_as_subject"]:
         text += (
             f"\n  warning: {row} imports this working tree's trio_ws too: both rows measure "

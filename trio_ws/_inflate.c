@@ -387,9 +387,11 @@ Inflater_call(Inflater *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *payload;
 
-    if (!PyArg_ParseTuple(args, "O:Inflater", &payload)
-        || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0
-            && (PyErr_SetString(PyExc_TypeError, "Inflater() takes no keyword arguments"), 1))) {
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "an Inflater is called with the payload only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O:Inflater", &payload)) {
         return NULL;
     }
     return Inflater_inflate_message(self, payload);
