@@ -58,6 +58,7 @@ from ._h2session import H2Session, H2Stream
 from ._handshake import REDIRECT_STATUSES, ClientHandshake, HandshakeResult, Negotiated
 from ._monitor import LOGGER, format_id, log_extra, new_serial
 from ._observed import Logger, log_handshake, log_opened
+from ._offer import OfferOptions
 from ._options import ConnectOptions, WSOptions, make_options
 from ._protocol import ClientProtocol
 from ._transport import Progress, limit_unsent, tls_reason, write_now
@@ -184,7 +185,7 @@ def _queue_limits(messages: int, size: int) -> tuple[int, int]:
     return (messages, size)
 
 
-def _offer_of(options: ConnectOptions, first: Target, target: Target) -> dict[str, Any]:
+def _offer_of(options: ConnectOptions, first: Target, target: Target) -> OfferOptions:
     """What the handshake offers ``target`` (the same over HTTP/1.1 and HTTP/2)."""
     auth, headers = _credentials(options, first, target)
     return {

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Unpack
 
-from ._offer import MAX_BODY_SIZE, USER_AGENT, Headers, Offer
-from ._types import BasicAuth
+from ._offer import MAX_BODY_SIZE, Offer, OfferOptions
 from ._url import Target
 
 __all__ = ["MAX_RESPONSE_HEADERS", "H2Handshake"]
@@ -49,28 +48,8 @@ class H2Handshake(Offer):
 
     expected_status = 200
 
-    def __init__(
-        self,
-        target: Target,
-        *,
-        protocols: Sequence[str] = (),
-        headers: Headers | None = None,
-        origin: str | None = None,
-        auth: BasicAuth | tuple[str, str] | None = None,
-        compress: int = 0,
-        client_notakeover: bool = False,
-        user_agent: str | None = USER_AGENT,
-    ) -> None:
-        super().__init__(
-            target,
-            protocols=protocols,
-            headers=headers,
-            origin=origin,
-            auth=auth,
-            compress=compress,
-            client_notakeover=client_notakeover,
-            user_agent=user_agent,
-        )
+    def __init__(self, target: Target, **offer: Unpack[OfferOptions]) -> None:
+        super().__init__(target, **offer)
         authority = target.host_header
         for name, value in self.fields:
             if name.lower() == "host":

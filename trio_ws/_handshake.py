@@ -36,8 +36,8 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Final
+from collections.abc import Iterable
+from typing import Final, Unpack
 
 import attrs
 import h11
@@ -49,8 +49,8 @@ from ._offer import (
     HandshakeResult,
     Headers,
     Offer,
+    OfferOptions,
 )
-from ._types import BasicAuth
 from ._url import Target
 
 __all__ = [
@@ -87,6 +87,8 @@ _UPGRADE_REQUEST: Final = h11.Request(
     headers=[("Host", "_"), ("Upgrade", "websocket"), ("Connection", "Upgrade")],
 )
 _END: Final = h11.EndOfMessage()
+
+
 def generate_key() -> bytes:
     """A fresh ``Sec-WebSocket-Key``.
 
@@ -141,25 +143,10 @@ class ClientHandshake(Offer):
         self,
         target: Target,
         *,
-        protocols: Sequence[str] = (),
-        headers: Headers | None = None,
-        origin: str | None = None,
-        auth: BasicAuth | tuple[str, str] | None = None,
-        compress: int = 0,
-        client_notakeover: bool = False,
-        user_agent: str | None = USER_AGENT,
         follow_redirects: bool = False,
+        **offer: Unpack[OfferOptions],
     ) -> None:
-        super().__init__(
-            target,
-            protocols=protocols,
-            headers=headers,
-            origin=origin,
-            auth=auth,
-            compress=compress,
-            client_notakeover=client_notakeover,
-            user_agent=user_agent,
-        )
+        super().__init__(target, **offer)
         self.key = generate_key()
         fields = [] if "host" in self.names else [("Host", target.host_header)]
         fields += [
@@ -362,6 +349,7 @@ class ClientHandshake(Offer):
             self._reject(f"wrong Sec-WebSocket-Accept {accept!r} (expected {expected!r})")
             return
         self._accept(trailing_data)
+
 
 def _flatten(pairs: list[tuple[str, str]]) -> tuple[str, ...]:
     return tuple(item for pair in pairs for item in pair)

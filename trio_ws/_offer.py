@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from typing import Final, TypedDict
 
 import attrs
 
@@ -31,6 +31,7 @@ __all__ = [
     "HandshakeResult",
     "Headers",
     "Offer",
+    "OfferOptions",
     "check_header",
 ]
 
@@ -38,6 +39,19 @@ __all__ = [
 MAX_BODY_SIZE: Final = 64 * 1024
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class OfferOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Offer`, which its subclasses pass on unchanged."""
+
+    protocols: Sequence[str]
+    headers: Headers | None
+    origin: str | None
+    auth: BasicAuth | tuple[str, str] | None
+    compress: int
+    client_notakeover: bool
+    user_agent: str | None
+
 
 TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §5.5: a field value has no control characters but HTAB.
@@ -82,8 +96,7 @@ def check_header(name: str, value: str) -> None:
         raise InvalidArgument(f"invalid header name {name!r}")
     if _BAD_VALUE.search(value):
         raise InvalidArgument(
-            f"header {name!r} has a value with CR, LF, NUL or another control character: "
-            f"{value!r}"
+            f"header {name!r} has a value with CR, LF, NUL or another control character: {value!r}"
         )
     if not value.isascii():
         # RFC 9110 §5.5: field values are ASCII in practice (obs-text is for old servers'
@@ -182,9 +195,7 @@ class Offer:
         if self.protocols:
             fields.append(("Sec-WebSocket-Protocol", ", ".join(self.protocols)))
         if compress:
-            fields.append(
-                ("Sec-WebSocket-Extensions", _deflate_offer(compress, client_notakeover))
-            )
+            fields.append(("Sec-WebSocket-Extensions", _deflate_offer(compress, client_notakeover)))
         if origin is not None and "origin" not in names:
             fields.append(("Origin", origin))
         if auth is not None and "authorization" not in names:
