@@ -207,34 +207,27 @@ async def test_tcp_reset_breaks_every_websocket() -> None:
             assert session.closed
 
 
-async def test_ping_fails_when_the_connection_dies() -> None:
-    """A PING waiting for its ACK raises WSConnectionError when the connection dies."""
+@pytest.mark.parametrize(
+    ("ending", "match"),
+    [("the connection dies", "closed the HTTP/2"), ("protocol error", "HTTP/2 protocol error")],
+)
+async def test_a_waiting_ping_fails_when_the_connection_ends(ending: str, match: str) -> None:
+    """A PING waiting for its ACK raises WSConnectionError when the connection dies, or
+    naming the server's HTTP/2 protocol error."""
     with trio.fail_after(GUARD):
         async with scripted() as (url, peers), trio_ws.open_session(url) as session:
             peer = await peers.receive()
             peer.silent = True  # no PING ACK
             failed = trio.Event()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_expect_ping_failure, session, "closed the HTTP/2", failed)
+                nursery.start_soon(_expect_ping_failure, session, match, failed)
                 await trio.testing.wait_all_tasks_blocked()
                 assert not failed.is_set()  # waiting for the ACK
-                await peer.kill()
-
-
-async def test_ping_fails_on_a_protocol_error() -> None:
-    """A PING waiting for its ACK raises WSConnectionError naming the server's HTTP/2
-    protocol error."""
-    with trio.fail_after(GUARD):
-        async with scripted() as (url, peers), trio_ws.open_session(url) as session:
-            peer = await peers.receive()
-            peer.silent = True  # no PING ACK
-            failed = trio.Event()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_expect_ping_failure, session, "HTTP/2 protocol error", failed)
-                await trio.testing.wait_all_tasks_blocked()
-                assert not failed.is_set()  # waiting for the ACK
-                # A DATA frame on stream 0, which RFC 9113 §6.1 forbids.
-                await peer.stream.send_all(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+                if ending == "the connection dies":
+                    await peer.kill()
+                else:
+                    # A DATA frame on stream 0, which RFC 9113 §6.1 forbids.
+                    await peer.stream.send_all(b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
 
 
 async def _expect_ping_failure(

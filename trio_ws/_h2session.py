@@ -433,8 +433,9 @@ class H2Session:
 
     # --- ending ---------------------------------------------------------------------------------
 
-    def _fail(self, exc: BaseException) -> None:
-        """The session is over: every stream breaks with ``exc``, the tasks stop."""
+    def _end(self, exc: BaseException) -> None:
+        """Record the session's end (its first cause wins): every stream breaks with it and
+        every waiter wakes."""
         if self._failure is None:
             self._failure = exc
         for stream in self._streams.values():
@@ -445,20 +446,15 @@ class H2Session:
         for waiter in self._pings.values():
             waiter.set()
         self._notify()
+
+    def _fail(self, exc: BaseException) -> None:
+        """The session is over: every stream breaks with ``exc``, the tasks stop."""
+        self._end(exc)
         self._scope.cancel()
 
     def _stop_after(self, exc: BaseException) -> None:
         """End the session once the writer has sent what is queued (a GOAWAY)."""
-        if self._failure is None:
-            self._failure = exc
-        for stream in self._streams.values():
-            stream._break(exc)
-        self._streams.clear()
-        self._settings.set()
-        self._drained.set()
-        for waiter in self._pings.values():
-            waiter.set()
-        self._notify()
+        self._end(exc)
         self._stopping = True
         self._wake_writer()
 
