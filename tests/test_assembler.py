@@ -223,7 +223,7 @@ def test_compressed_size_is_judged_after_inflating() -> None:
     (the deflate object is given max_msg_size)."""
     deflate = ClientDeflate()
     asm = Assembler(deflate=deflate, max_msg_size=100)
-    assert deflate.max_msg_size == 100
+    assert deflate.inflater.max_msg_size == 100
     asm.start(BINARY, True, 1000)  # a compressed frame may be bigger than what it inflates to
     with violation(1009, "inflates past max_msg_size=100"):
         asm.feed(deflated(b"\x00" * 101), True)

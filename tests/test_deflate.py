@@ -89,7 +89,11 @@ def test_inflate_takes_a_message_in_any_pieces() -> None:
     payload = deflate_message(b"hello permessage-deflate " * 40)
     for cut in (1, 3, 7, len(payload) - 1):
         ext = ClientDeflate()
-        out = ext.inflate(payload[:cut]) + ext.inflate(payload[cut:]) + ext.end_message()
+        out = (
+            ext.inflater.inflate(payload[:cut])
+            + ext.inflater.inflate(payload[cut:])
+            + ext.inflater.end_message()
+        )
         assert out == b"hello permessage-deflate " * 40
 
 
@@ -98,10 +102,10 @@ def test_inflate_is_bounded_by_max_msg_size() -> None:
     asked for more than the budget plus one byte."""
     payload = deflate_message(b"\0" * 1000)
     exact = ClientDeflate(max_msg_size=1000)
-    assert exact.inflate(payload) + exact.end_message() == b"\0" * 1000
+    assert exact.inflater.inflate(payload) + exact.inflater.end_message() == b"\0" * 1000
     over = ClientDeflate(max_msg_size=999)
     with pytest.raises(ProtocolViolation, match="inflates past max_msg_size=999") as info:
-        over.inflate(payload + b"\x00\x00\xff\xff")
+        over.inflater.inflate(payload + b"\x00\x00\xff\xff")
     assert info.value.code == 1009
 
 
@@ -109,17 +113,22 @@ def test_the_budget_restarts_with_each_message() -> None:
     """end_message() and reset_message() start the count of inflated bytes afresh."""
     ext = ClientDeflate(max_msg_size=600, server_no_context_takeover=True)
     for _ in range(3):
-        assert ext.inflate(deflate_message(b"a" * 600)) + ext.end_message() == b"a" * 600
-    ext.inflate(deflate_message(b"b" * 500)[:5])
-    ext.reset_message()
+        assert (
+            ext.inflater.inflate(deflate_message(b"a" * 600)) + ext.inflater.end_message()
+            == b"a" * 600
+        )
+    ext.inflater.inflate(deflate_message(b"b" * 500)[:5])
+    ext.inflater.reset_message()
     ext = ClientDeflate(max_msg_size=600)
-    assert ext.inflate(deflate_message(b"c" * 600)) + ext.end_message() == b"c" * 600
+    assert (
+        ext.inflater.inflate(deflate_message(b"c" * 600)) + ext.inflater.end_message() == b"c" * 600
+    )
 
 
 def test_invalid_compressed_data_is_a_1007_violation() -> None:
     """Data zlib refuses is invalid frame payload data (1007)."""
     with pytest.raises(ProtocolViolation, match="invalid compressed data") as info:
-        ClientDeflate().inflate(b"\xff\xff\xff\xff")
+        ClientDeflate().inflater.inflate(b"\xff\xff\xff\xff")
     assert info.value.code == 1007
 
 
@@ -130,7 +139,7 @@ def test_a_stream_ended_with_bfinal_needs_no_tail() -> None:
     for word in (b"first", b"second"):
         compressor = zlib.compressobj(wbits=-15)
         whole = compressor.compress(word) + compressor.flush(zlib.Z_FINISH)
-        assert ext.inflate(whole) + ext.end_message() == word
+        assert ext.inflater.inflate(whole) + ext.inflater.end_message() == word
 
 
 def sync_flushed(data: bytes) -> bytes:
@@ -159,9 +168,12 @@ def test_inflate_message_is_inflate_then_end_message(payload: bytes) -> None:
     the next message as they would."""
     one, two = ClientDeflate(), ClientDeflate()
     for _ in range(2):
-        assert one.inflate_message(payload) == two.inflate(payload) + two.end_message()
-        assert one.inflate_message(sync_flushed(b"next")) == b"next"
-        assert two.inflate(sync_flushed(b"next")) + two.end_message() == b"next"
+        assert (
+            one.inflater.inflate_message(payload)
+            == two.inflater.inflate(payload) + two.inflater.end_message()
+        )
+        assert one.inflater.inflate_message(sync_flushed(b"next")) == b"next"
+        assert two.inflater.inflate(sync_flushed(b"next")) + two.inflater.end_message() == b"next"
 
 
 @pytest.mark.parametrize("takeover", [True, False])
@@ -172,17 +184,17 @@ def test_inflate_message_after_the_first_message(takeover: bool) -> None:
     ext = ClientDeflate(max_msg_size=100, server_no_context_takeover=not takeover)
     for word in (b"first", b"second", b"third"):
         payload = deflate_message(word, compressor if takeover else None)
-        assert ext.inflate_message(payload) == word
+        assert ext.inflater.inflate_message(payload) == word
     # The payload ends its stream (BFINAL), then a new stream follows in the same message.
-    assert ext.inflate_message(finished(b"one ") + sync_flushed(b"call")) == b"one call"
-    assert ext.inflate_message(sync_flushed(b"next")) == b"next"
+    assert ext.inflater.inflate_message(finished(b"one ") + sync_flushed(b"call")) == b"one call"
+    assert ext.inflater.inflate_message(sync_flushed(b"next")) == b"next"
     with pytest.raises(ProtocolViolation, match="past max_msg_size=100") as info:
-        ext.inflate_message(sync_flushed(b"x" * 101))
+        ext.inflater.inflate_message(sync_flushed(b"x" * 101))
     assert info.value.code == 1009
     ext = ClientDeflate()
-    assert ext.inflate_message(sync_flushed(b"first")) == b"first"
+    assert ext.inflater.inflate_message(sync_flushed(b"first")) == b"first"
     with pytest.raises(ProtocolViolation, match="invalid compressed data") as info:
-        ext.inflate_message(b"\xff\xff\xff\xff")
+        ext.inflater.inflate_message(b"\xff\xff\xff\xff")
     assert info.value.code == 1007
 
 
@@ -191,6 +203,9 @@ def test_without_context_takeover_no_message_sees_the_one_before() -> None:
     an empty piece followed (the zlib-module inflater used to keep that stream for the next
     whole messages, so an unfinished stored block in one was completed by the next)."""
     ext = ClientDeflate(server_no_context_takeover=True, max_msg_size=50)
-    assert ext.inflate(b"\x03\x00") + ext.inflate(b"") + ext.end_message() == b""
-    assert ext.inflate_message(b"") == b""  # an unfinished stored block: nothing yet
-    assert ext.inflate_message(b"\x00") == b""  # an empty stored block, in a new stream
+    assert (
+        ext.inflater.inflate(b"\x03\x00") + ext.inflater.inflate(b"") + ext.inflater.end_message()
+        == b""
+    )
+    assert ext.inflater.inflate_message(b"") == b""  # an unfinished stored block: nothing yet
+    assert ext.inflater.inflate_message(b"\x00") == b""  # an empty stored block, in a new stream

@@ -13,8 +13,8 @@ interleaved, so there is at most one) and decides everything that depends on it:
   :func:`~trio_ws._framing.check_header`);
 * **limits**: ``max_msg_size`` counts the lengths the headers announce, so a frame that would
   pass the limit is refused before its payload is buffered; a compressed message is bounded
-  by the inflate itself (:class:`~trio_ws._deflate.ClientDeflate` never produces more than
-  the limit allows). ``max_fragments`` caps the frames per message;
+  by the inflate itself (the :attr:`~trio_ws._deflate.ClientDeflate.inflater` never produces
+  more than the limit allows). ``max_fragments`` caps the frames per message;
 * **content**: each piece is inflated (if the message is compressed) and appended to one
   buffer; TEXT is checked by an incremental UTF-8 decoder, so an invalid byte fails the
   connection (1007) when it arrives, not when the message ends.
@@ -58,7 +58,7 @@ import codecs
 import io
 from typing import Final
 
-from ._deflate import ClientDeflate
+from ._deflate import ClientDeflate, Inflater
 from ._framing import (
     BINARY,
     INVALID_DATA,
@@ -119,8 +119,8 @@ class Assembler:
     __slots__ = (
         "_bytes",
         "_compressed",
-                "_deflate",
         "_fragments",
+        "_inflater",
         "_max_fragments",
         "_parts",
         "_sink",
@@ -143,9 +143,11 @@ class Assembler:
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         decode_text: bool = True,
     ) -> None:
+        # The receiving half of permessage-deflate is all this room uses of it.
+        self._inflater: Inflater | None = None
         if deflate is not None:
-            deflate.max_msg_size = max_msg_size
-        self._deflate = deflate
+            self._inflater = deflate.inflater
+            self._inflater.max_msg_size = max_msg_size
         #: The largest message accepted (read by the parser's fast path).
         self.max_msg_size = max_msg_size
         self._max_fragments = max_fragments
@@ -214,7 +216,7 @@ class Assembler:
                 PROTOCOL_ERROR,
                 f"a {name} frame inside a fragmented message (expected CONTINUATION)",
             )
-        if compressed and self._deflate is None:
+        if compressed and self._inflater is None:
             # RFC 6455 §5.2: RSV1 "MUST be 0 unless an extension is negotiated".
             raise ProtocolViolation(PROTOCOL_ERROR, "RSV1 set without permessage-deflate")
         self.opcode = opcode
@@ -314,14 +316,14 @@ class Assembler:
             The message once ``end`` completes it, else ``None``.
 
         Raises:
-            ProtocolViolation: as :meth:`~trio_ws._deflate.ClientDeflate.inflate`, or TEXT
+            ProtocolViolation: as :meth:`~trio_ws._deflate.PyInflater.inflate`, or TEXT
                 that is not UTF-8 (1007), as soon as the invalid byte arrives.
         """
-        deflate = self._deflate
-        if self._compressed and deflate is not None:
-            data = deflate.inflate(data)
+        inflater = self._inflater
+        if self._compressed and inflater is not None:
+            data = inflater.inflate(data)
             if end:
-                data += deflate.end_message()
+                data += inflater.end_message()
         if self._streamed:
             return self._chunk(data, end)
         if self.opcode == TEXT:
@@ -440,5 +442,5 @@ class Assembler:
     def reset(self) -> None:
         """Forget the open message, if any (the connection ended or failed)."""
         self._end()
-        if self._deflate is not None:
-            self._deflate.reset_message()
+        if self._inflater is not None:
+            self._inflater.reset_message()

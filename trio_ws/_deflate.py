@@ -274,7 +274,8 @@ class ClientDeflate:
             fresh decompressor for each message we receive.
         server_max_window_bits: the largest window the server may use (9..15); a message
             that refers further back fails with 1007.
-        max_msg_size: the largest inflated message, in bytes; 0 = no limit. The core sets it.
+        max_msg_size: the largest inflated message, in bytes; 0 = no limit (the core sets it
+            on :attr:`inflater`, which does all the receiving).
 
     Raises:
         ValueError: window bits out of range.
@@ -299,7 +300,8 @@ class ClientDeflate:
         self.client_max_window_bits = client_max_window_bits
         self.server_no_context_takeover = server_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
-        #: The inbound half (see :class:`Inflater`); the parser calls it for a whole message.
+        #: The inbound half (see :class:`Inflater`): the assembler feeds it a message's pieces,
+        #: the parser calls it for a message in one frame.
         self.inflater: Inflater = inflater_class(
             server_max_window_bits,
             server_no_context_takeover,
@@ -324,47 +326,6 @@ class ClientDeflate:
 
     def __repr__(self) -> str:
         return f"<ClientDeflate {self.offer()}>"
-
-    # ----------------------------------------------------------------------------------------
-    # inbound: the inflater's
-
-    @property
-    def max_msg_size(self) -> int:
-        """The largest inflated message, in bytes; 0 = no limit (the core sets it)."""
-        return self.inflater.max_msg_size
-
-    @max_msg_size.setter
-    def max_msg_size(self, value: int) -> None:
-        self.inflater.max_msg_size = value
-
-    def inflate(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Inflate the next piece of a compressed message's payload.
-
-        Raises:
-            ProtocolViolation: invalid compressed data (1007), or the message inflates past
-                ``max_msg_size`` (1009).
-        """
-        return self.inflater.inflate(data)
-
-    def end_message(self) -> bytes:
-        """The compressed message's last frame is in: inflate what the tail completes.
-
-        Raises:
-            ProtocolViolation: as :meth:`inflate`.
-        """
-        return self.inflater.end_message()
-
-    def inflate_message(self, payload: bytes) -> bytes:
-        """A whole compressed message that arrived in one frame.
-
-        Raises:
-            ProtocolViolation: as :meth:`inflate`.
-        """
-        return self.inflater.inflate_message(payload)
-
-    def reset_message(self) -> None:
-        """Forget the message being received (the connection ended or failed)."""
-        self.inflater.reset_message()
 
     # ----------------------------------------------------------------------------------------
     # outbound
